@@ -1,0 +1,37 @@
+# steelscan — one-command set-up, tests and demo.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test test-fast demo bench browser clean
+
+setup: $(STAMP)
+
+# Reinstalls only when the pins or the package metadata change: a second run takes seconds.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+# Headless Chromium for the web-page test (Debian packages); skipped quietly where apt is absent.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1) \
+	  || echo "note: chromium not installed; browser tests will be skipped"; }
+
+test: setup browser
+	$(PY) -m pytest -n 2 --timeout 900 tests
+
+test-fast: setup
+	$(PY) -m pytest -n 2 -m "not slow" tests
+
+demo: setup
+	$(VENV)/bin/steelscan demo
+
+bench: setup
+	$(PY) benchmarks/rle.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,3 @@
+"""steelscan: steel-surface defect inspection (classifier-gated ResUNet cascade)."""
+
+__version__ = "0.1.0"

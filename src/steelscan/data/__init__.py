@@ -1,0 +1,1 @@
+"""Data layer: Kaggle layout reader/writer, validation, importers, synthetic steel, splits."""
