@@ -25,7 +25,10 @@ def _parse_runs(rle: str, n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     try:
         values = np.array(tokens, dtype=np.int64)
     except (ValueError, OverflowError):
-        bad = next(t for t in tokens if not t.lstrip("+-").isdigit())
+        bad = next((t for t in tokens if not t.lstrip("+-").isdigit()), None)
+        if bad is None:  # all digits, but too large for int64
+            bad = max(tokens, key=len)
+            raise RLEError(f"token {bad[:30]!r} is too large") from None
         raise RLEError(f"token {bad!r} is not an integer") from None
     starts = values[0::2] - 1
     lengths = values[1::2]
@@ -45,21 +48,30 @@ def _parse_runs(rle: str, n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
         if clash.any():
             i = int(np.flatnonzero(clash)[0]) + 1
             kind = "unsorted" if starts[i] < starts[i - 1] else "overlapping"
-            raise RLEError(f"runs {i} and {i + 1} are {kind} (start {int(starts[i]) + 1} "
-                           f"before the end {int(ends[i - 1])} of the previous run)")
+            raise RLEError(f"runs {i} and {i + 1} are {kind}: run {i + 1} starts at pixel "
+                           f"{int(starts[i]) + 1}, not after pixel {int(ends[i - 1])} where run {i} ends")
     return starts, lengths
 
 
 def decode_rle(rle: str, height: int, width: int) -> np.ndarray:
-    """Decode a Kaggle RLE string into a uint8 mask of shape (height, width), values 0/1."""
+    """Decode a Kaggle RLE string into a uint8 mask of shape (height, width), values 0/1.
+
+    The result is a fresh, writable array in column-major (Fortran) memory order, the
+    RLE's own pixel order; use np.ascontiguousarray if C order matters. Invalid strings
+    (see `_parse_runs`) raise RLEError: nothing is ever clipped to fit."""
     if height <= 0 or width <= 0:
         raise RLEError(f"mask size must be positive, got {height}x{width}")
     n = height * width
     starts, lengths = _parse_runs(rle, n)
-    # +1 at each run start, -1 at each run end; the running sum is 1 inside runs.
-    edges = np.bincount(starts, minlength=n + 1)[: n + 1] - np.bincount(starts + lengths, minlength=n + 1)[: n + 1]
-    flat = np.cumsum(edges[:n]) > 0
-    return flat.reshape(width, height).T.astype(np.uint8)
+    flat = np.zeros(n, dtype=np.uint8)
+    total = int(lengths.sum())
+    if total:
+        # Work is O(mask area), not O(image size): pixel k of the concatenated runs sits at
+        # k + (start of its run - number of pixels in the runs before it).
+        offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        flat[np.arange(total) + offsets] = 1
+    # Column-major pixel order: the flat vector is W columns of H pixels.
+    return flat.reshape(width, height).T
 
 
 def encode_rle(mask: np.ndarray) -> str:
