@@ -1,0 +1,84 @@
+"""`steelscan predict`: inspect images with a trained cascade and write verdicts.
+
+    steelscan predict --classifier runs/cls --segmenter runs/seg --images DIR_OR_FILES... --out OUT
+    steelscan predict --model NAME_OR_DIR --images strip.png --out OUT --engine onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_model_arguments(p: argparse.ArgumentParser, *, require_images: bool = True) -> None:
+    """Flags shared by predict and evaluate (which can run predict itself)."""
+    g = p.add_argument_group("models")
+    g.add_argument("--classifier", metavar="RUN_DIR", help="classifier run folder (optional: "
+                   "without it every image goes to the segmenter)")
+    g.add_argument("--segmenter", metavar="RUN_DIR", help="segmenter run folder")
+    g.add_argument("--model", metavar="NAME_OR_DIR", help="a model bundle (folder, or a shipped name) "
+                   "instead of --classifier/--segmenter")
+    g.add_argument("--thresholds", metavar="FILE", help="thresholds.json (from `steelscan tune`); "
+                   "default: the bundle's, else 0.5 / 0.5 / 0 / 0 for every class")
+    g.add_argument("--engine", choices=("torch", "onnx", "onnx-int8"), default="torch",
+                   help="inference engine (onnx engines need --model)")
+    r = p.add_argument_group("runtime")
+    r.add_argument("--batch-size", type=int, default=8, metavar="N", help="images (tiles) per batch")
+    r.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    r.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    r.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for the model")
+    r.add_argument("--tile-width", type=int, default=None, metavar="W",
+                   help="images wider than this are inspected in overlapping tiles (default 1600)")
+    r.add_argument("--tile-height", type=int, default=None, metavar="H",
+                   help="images taller than this are tiled too (default 256)")
+    r.add_argument("--no-overlays", action="store_true", help="skip overlays/<image>.png")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="inspect images: verdicts, defects, submission.csv, overlays",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", nargs="+", required=True, metavar="DIR_OR_FILE",
+                   help="image files and/or folders of images")
+    p.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder")
+    add_model_arguments(p)
+    p.set_defaults(func=run)
+
+
+def build_inspector(args):
+    """Load and check the models named by the flags; return (Inspector, settings)."""
+    from ..errors import ConfigError
+    from ..inference.cascade import Inspector
+    from ..inference.loading import default_tile, load_cascade
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    for flag in ("tile_width", "tile_height"):
+        v = getattr(args, flag)
+        if v is not None and v < 16:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 16 pixels, got {v}")
+    cascade = load_cascade(args.classifier, args.segmenter, model=args.model, thresholds_path=args.thresholds,
+                           engine=args.engine, device=args.device, precision=args.precision,
+                           threads=args.threads)
+    tile_h, tile_w = default_tile(cascade.segmenter_config)
+    tile = (args.tile_height or tile_h, args.tile_width or tile_w)
+    inspector = Inspector(cascade.classifier, cascade.segmenter, cascade.thresholds, cascade.class_names,
+                          tile=tile, batch_size=args.batch_size)
+    settings = {**cascade.settings, "tile": list(inspector.tiling.tile),
+                "overlap": list(inspector.tiling.overlap), "batch_size": args.batch_size,
+                "gated": cascade.classifier is not None}
+    return inspector, settings
+
+
+def run(args) -> int:
+    from ..inference.predict import collect_images, predict_files
+
+    paths = collect_images(args.images)
+    inspector, settings = build_inspector(args)
+    summary = predict_files(inspector, paths, args.out, overlays=not args.no_overlays, settings=settings,
+                            progress=not args.quiet)
+    s = summary.to_json()
+    print(f"{s['images']} images: {s['ng']} NG, {s['ok']} OK, {s['errors']} unreadable; segmenter ran on "
+          f"{s['segmenter_ran']}, skipped {s['segmenter_skipped']} (classifier said clean); "
+          f"{s['seconds']:.1f} s ({s['images_per_second'] or 0:.2f} img/s) -> {args.out}", file=sys.stderr)
+    return 0
