@@ -15,7 +15,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -60,11 +60,13 @@ class LabelTable:
         return out
 
 
-def read_label_table(path: str | Path, *, strict_classes: int | None = None) -> LabelTable:
+def read_label_table(path: str | Path, *, strict_classes: int | None = None,
+                     on_error: Callable[[DatasetError], None] | None = None) -> LabelTable:
     """Parse a label CSV in any of the three formats.
 
-    Malformed rows raise DatasetError naming the file and line. RLE strings are
-    not decoded here (that needs the image size); see `decode_masks`."""
+    Malformed rows raise DatasetError naming the file and line; with `on_error`, each
+    row-level error is passed to it instead and the row skipped (a bad header still
+    raises). RLE strings are not decoded here (that needs the image size); see `decode_masks`."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError("label file not found", path=path)
@@ -89,36 +91,56 @@ def read_label_table(path: str | Path, *, strict_classes: int | None = None) -> 
                            f"or {','.join(SUBMISSION_HEADER)!r}", path=path, line=1)
     rows: list[LabelRow] = []
     seen: dict[str, None] = {}
-    for lineno, rec in enumerate(reader, start=2):
+    for lineno, rec in _numbered_records(reader):
         if not rec or all(not c.strip() for c in rec):
             continue
-        if len(rec) != len(header):
-            raise DatasetError(f"expected {len(header)} fields, found {len(rec)}", path=path, line=lineno)
-        if fmt == "current":
-            image_id, cls, rle = rec
-        elif fmt == "submission":
-            image_id, rle, cls = rec
-        else:
-            key, rle = rec
-            image_id, sep, cls = key.rpartition("_")
-            if not sep or not image_id:
-                raise DatasetError(f"ImageId_ClassId {key!r} has no '_<class>' suffix", path=path,
-                                   line=lineno, field="ImageId_ClassId")
-        image_id = image_id.strip()
-        if not image_id:
-            raise DatasetError("empty ImageId", path=path, line=lineno, field="ImageId")
         try:
-            class_id = int(cls)
-        except ValueError:
-            raise DatasetError(f"ClassId {cls!r} is not an integer", path=path, line=lineno,
-                               field="ClassId") from None
-        if class_id < 1 or (strict_classes is not None and class_id > strict_classes):
-            limit = f"1..{strict_classes}" if strict_classes else ">= 1"
-            raise DatasetError(f"ClassId {class_id} out of range {limit}", path=path, line=lineno,
-                               field="ClassId")
-        seen.setdefault(image_id, None)
-        rows.append(LabelRow(image_id, class_id, rle.strip(), lineno))
+            row = _parse_row(rec, header, fmt, path, lineno, strict_classes)
+        except DatasetError as e:
+            if on_error is None:
+                raise
+            on_error(e)
+            continue
+        seen.setdefault(row.image_id, None)
+        rows.append(row)
     return LabelTable(path=path, format=fmt, rows=rows, images=list(seen))
+
+
+def _numbered_records(reader) -> Iterator[tuple[int, list[str]]]:
+    """(line number where the record starts, fields); quoted fields may span lines."""
+    start = reader.line_num + 1
+    for rec in reader:
+        yield start, rec
+        start = reader.line_num + 1
+
+
+def _parse_row(rec: list[str], header: list[str], fmt: str, path: Path, lineno: int,
+               strict_classes: int | None) -> LabelRow:
+    if len(rec) != len(header):
+        raise DatasetError(f"expected {len(header)} fields, found {len(rec)}", path=path, line=lineno)
+    if fmt == "current":
+        image_id, cls, rle = rec
+    elif fmt == "submission":
+        image_id, rle, cls = rec
+    else:
+        key, rle = rec
+        image_id, sep, cls = key.rpartition("_")
+        if not sep or not image_id:
+            raise DatasetError(f"ImageId_ClassId {key!r} has no '_<class>' suffix", path=path,
+                               line=lineno, field="ImageId_ClassId")
+    image_id = image_id.strip()
+    if not image_id:
+        raise DatasetError("empty ImageId", path=path, line=lineno, field="ImageId")
+    try:
+        class_id = int(cls)
+    except ValueError:
+        raise DatasetError(f"ClassId {cls!r} is not an integer", path=path, line=lineno,
+                           field="ClassId") from None
+    if class_id < 1 or (strict_classes is not None and class_id > strict_classes):
+        limit = f"1..{strict_classes}" if strict_classes else ">= 1"
+        raise DatasetError(f"ClassId {class_id} out of range {limit}", path=path, line=lineno,
+                           field="ClassId")
+    return LabelRow(image_id, class_id, rle.strip(), lineno)
 
 
 @dataclass
@@ -249,15 +271,20 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode in ("I", "I;16", "I;16B", "F"):  # 16-bit/float grey: scale to 0..255
-                a = np.asarray(im, dtype=np.float32)
-                a = (a - a.min()) / max(float(a.max() - a.min()), 1e-6) * 255.0
-                return np.repeat(a.round().astype(np.uint8)[..., None], 3, axis=2)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+            return _to_rgb(im)
     except FileNotFoundError:
         raise ImageError("image not found", path=path) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageError(f"unreadable or corrupt image ({e.__class__.__name__}: {e})", path=path) from None
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """A loaded PIL image as RGB uint8 (H, W, 3); 16-bit/float grey is min-max scaled to 0..255."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        a = np.asarray(im, dtype=np.float32)
+        a = (a - a.min()) / max(float(a.max() - a.min()), 1e-6) * 255.0
+        return np.repeat(a.round().astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
 def decode_image_bytes(data: bytes, name: str = "<upload>") -> np.ndarray:
@@ -265,7 +292,7 @@ def decode_image_bytes(data: bytes, name: str = "<upload>") -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+            return _to_rgb(im)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageError(f"not a readable image ({e.__class__.__name__})", path=name) from None
 
@@ -278,7 +305,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
             return h, w
     except FileNotFoundError:
         raise ImageError("image not found", path=path) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageError(f"unreadable or corrupt image ({e.__class__.__name__})", path=path) from None
 
 
@@ -311,20 +338,26 @@ class KaggleLayoutWriter:
     def add(self, image_id: str, image: np.ndarray | bytes, masks: np.ndarray) -> None:
         """image: RGB/grey uint8 array (encoded by the file name's suffix; JPEG at quality 95)
         or already-encoded bytes written as they are. masks: (C, H, W) 0/1."""
+        masks = np.asarray(masks)
+        if masks.ndim != 3 or masks.shape[0] != self.num_classes:
+            raise DatasetError(f"masks of shape {masks.shape}, writer expects ({self.num_classes}, H, W)",
+                               path=image_id)
         if isinstance(image, (bytes, bytearray)):
             write_bytes(self.images_dir / image_id, bytes(image))
         else:
+            image = np.asarray(image)
+            if image.shape[:2] != masks.shape[1:]:
+                raise DatasetError(f"image is {image.shape[0]}x{image.shape[1]} but masks are "
+                                   f"{masks.shape[1]}x{masks.shape[2]}", path=image_id)
             buf = io.BytesIO()
-            suffix = Path(image_id).suffix.lower()
+            # the file name's suffix picks the format (.jpg -> JPEG q95, .bmp -> BMP, ...); PNG otherwise
+            fmt = Image.registered_extensions().get(Path(image_id).suffix.lower(), "PNG")
             pil = Image.fromarray(np.ascontiguousarray(image))
-            if suffix in (".jpg", ".jpeg"):
+            if fmt == "JPEG":
                 pil.save(buf, format="JPEG", quality=95)
             else:
-                pil.save(buf, format="PNG")
+                pil.save(buf, format=fmt)
             write_bytes(self.images_dir / image_id, buf.getvalue())
-        if masks.shape[0] != self.num_classes:
-            raise DatasetError(f"mask has {masks.shape[0]} classes, writer expects {self.num_classes}",
-                               path=image_id)
         for c in range(self.num_classes):
             if masks[c].any():
                 self.rows.append((image_id, c + 1, encode_rle(masks[c])))
