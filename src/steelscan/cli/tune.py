@@ -1,0 +1,72 @@
+"""`steelscan tune`: pick per-class thresholds that maximise Kaggle Dice on held-out images.
+
+    steelscan tune --classifier runs/cls --segmenter runs/seg --data DIR --split val --out thresholds.json
+
+The models run once over the images; the search then tries every combination of label
+threshold, pixel threshold, minimum component size and minimum area per class. Writes
+thresholds.json and, beside it, <name>_report.json (what was gained, and warnings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("tune", help="search per-class thresholds on held-out images",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--classifier", metavar="RUN_DIR", help="classifier run (optional)")
+    p.add_argument("--segmenter", metavar="RUN_DIR", required=True, help="segmenter run")
+    p.add_argument("--data", required=True, metavar="DIR", help="Kaggle-layout data folder")
+    p.add_argument("--split", default="val", metavar="val|all|FILE",
+                   help="val: the runs' held-out ids (config.json data.val_ids); all; or a file of ids")
+    p.add_argument("--out", required=True, metavar="FILE", help="thresholds.json to write")
+    p.add_argument("--min-positives", type=int, default=None, metavar="N",
+                   help="classes with fewer positive images keep the defaults (default 20)")
+    p.add_argument("--memory-gb", type=float, default=2.0, help="probability cache budget (GiB)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--threads", type=int, default=None, metavar="N")
+    p.add_argument("--tile-width", type=int, default=None, metavar="W")
+    p.add_argument("--tile-height", type=int, default=None, metavar="H")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..atomic import write_json
+    from ..data.layout import open_dataset
+    from ..errors import ConfigError
+    from ..inference.loading import check_runs, default_tile, load_cascade
+    from ..inference.tiling import Tiling
+    from ..inference.tune import DEFAULT_MIN_POSITIVES, format_report, split_ids, tune_on_dataset
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    out = Path(args.out)
+    if out.is_dir():
+        raise ConfigError("--out must be a file name (thresholds.json), not a folder", path=out)
+    cls_cfg, seg_cfg = check_runs(args.classifier, args.segmenter)
+    dataset = open_dataset(args.data)
+    ids = split_ids(args.split, seg_cfg, cls_cfg, [r.image_id for r in dataset.records])
+    cascade = load_cascade(args.classifier, args.segmenter, device=args.device, precision=args.precision,
+                           threads=args.threads)
+    tile_h, tile_w = default_tile(cascade.segmenter_config)
+    tile = (args.tile_height or tile_h, args.tile_width or tile_w)
+    tiling = Tiling(tile, (min(32, tile[0] // 4), min(200, tile[1] // 4)))
+    report = tune_on_dataset(cascade, dataset, ids, tiling=tiling, batch_size=args.batch_size,
+                             memory_bytes=int(args.memory_gb * 1024 ** 3),
+                             min_positives=DEFAULT_MIN_POSITIVES if args.min_positives is None else args.min_positives,
+                             progress=not args.quiet)
+    report.thresholds.save(out)
+    summary = report.to_json()
+    summary.update({"split": args.split, "data": str(args.data), "classifier": args.classifier,
+                    "segmenter": args.segmenter})
+    write_json(out.with_name(out.stem + "_report.json"), summary)
+    print(format_report(report), file=sys.stderr)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
