@@ -222,7 +222,7 @@ def _blob(rng: np.random.Generator, h: int, w: int, roughness: float,
     v = (np.arange(h, dtype=np.float32) + 0.5) / h * 2 - 1
     u = (np.arange(w, dtype=np.float32) + 0.5) / w * 2 - 1
     r = np.sqrt(v[:, None] ** 2 + u[None, :] ** 2)
-    radius = 0.92 + roughness * _smooth_noise(rng, h, w, cell, cell)
+    radius = 1.0 + roughness * _smooth_noise(rng, h, w, cell, cell)
     mask = r < radius
     depth = np.clip(1 - r / np.maximum(radius, 0.05), 0, 1)
     return mask, depth
@@ -266,8 +266,8 @@ def _pits(rng, h, w, s):
     mask, depth = _blob(rng, h, w, roughness=0.2, cell=6 * s)
     grain = _smooth_noise(rng, h, w, 4 * s, 3 * s)
     bright = grain > rng.uniform(0.6, 1.1)
-    amp = rng.uniform(30, 55)
-    dark = -amp * (0.5 + 0.5 * depth) * (1 + 0.3 * np.tanh(grain))
+    amp = rng.uniform(36, 60)
+    dark = -amp * (0.6 + 0.4 * depth) * (1 + 0.3 * np.tanh(grain))
     return mask, np.where(bright, 1.2 * amp, dark)
 
 
@@ -277,7 +277,7 @@ def _groove(rng, h, w, s, touch_top, touch_bottom):
     mask, across = _band(rng, h, w, thickness, wobble=rng.uniform(0.5, 2.0) * s,
                          taper_start=not touch_top, taper_end=not touch_bottom, ragged=0.25)
     lip = rng.choice([-1.0, 1.0])
-    amp = rng.uniform(35, 60)
+    amp = rng.uniform(40, 65)
     profile = 1 - 0.45 * np.abs(across)  # darkest on the groove axis
     return mask, np.where(across * lip > 0.6, 0.9 * amp, -amp * profile)
 
@@ -301,7 +301,7 @@ def _scratch(rng, h, w, s, touch_top, touch_bottom):
     k = int(rng.integers(5, 12))
     stripe = np.interp(across, np.linspace(-1, 1, k), rng.uniform(-1, 1, k)).astype(np.float32)
     sign = 1.0 if rng.random() < 0.6 else -1.0
-    amp = rng.uniform(28, 55)
+    amp = rng.uniform(34, 60)
     texture = 0.55 + 0.45 * np.abs(stripe) + 0.35 * np.abs(streaks)
     # a few striations of the opposite brightness (scraped edges catch / lose the light)
     flip = np.where((stripe > 0.7) | (streaks > 1.4), -0.9, 1.0)
@@ -315,7 +315,7 @@ def _patch(rng, h, w, s):
     mask &= depth > 0.06 * (1 + edge)  # ragged outline
     grain = _smooth_noise(rng, h, w, 2.5 * s, 2.5 * s)
     scale = _smooth_noise(rng, h, w, 4 * s, 12 * s)
-    amp = rng.uniform(40, 70)
+    amp = rng.uniform(45, 75)
     dark = -amp * (0.55 + 0.3 * np.sqrt(depth)) * (1 + 0.3 * grain)
     flakes = (scale > 1.25) & (depth > 0.1)
     return mask, np.where(flakes, 0.8 * amp * (1 + 0.3 * grain), dark)
