@@ -1,0 +1,304 @@
+"""Training: config precedence and errors, data order/augmentation, the loop, the run folder,
+resume after a hard kill, data-parallel ranks, classifier freeze/finetune, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from steelscan.cli import main as cli_main
+from steelscan.data.layout import KaggleLayoutWriter, open_dataset
+from steelscan.errors import ConfigError
+from steelscan.training import load_config, resume, train
+from steelscan.training.augment import Augment, sample_rng
+from steelscan.training.dataset import DefectDataset, EpochSampler, class_balance_weights, scan_images
+from steelscan.training.trainer import HANG_AT_STEP, RANK_DIGEST_DIR, lr_factor, weights_digest
+
+REPO = Path(__file__).resolve().parents[1]
+STEELSCAN = str(Path(sys.executable).parent / "steelscan")
+H, W = 64, 128
+
+
+def write_toy_data(root: Path, n: int = 16, seed: int = 0) -> Path:
+    """n grey 64x128 frames: class 1 = bright rectangles, class 3 = dark horizontal lines."""
+    rng = np.random.default_rng(seed)
+    writer = KaggleLayoutWriter(root, num_classes=4)
+    for i in range(n):
+        img = rng.normal(110, 8, (H, W)).clip(0, 255)
+        masks = np.zeros((4, H, W), np.uint8)
+        if i % 4 in (1, 3):
+            y, x = rng.integers(4, H - 20), rng.integers(4, W - 40)
+            masks[0, y:y + 14, x:x + 30] = 1
+        if i % 4 in (2, 3):
+            y = rng.integers(2, H - 6)
+            masks[2, y:y + 3, 5:W - 5] = 1
+        img[masks[0] > 0] = 220
+        img[masks[2] > 0] = 30
+        writer.add(f"img{i:03d}.png", np.repeat(img.astype(np.uint8)[..., None], 3, 2), masks)
+    writer.close()
+    return root
+
+
+def quick(kind: str = "segmenter", **over) -> "object":
+    base = dict(epochs=2, batch_size=4, crop="48x96", base_width=4, workers=0, threads=1,
+                val_fraction=0.25, max_steps_per_epoch=3, lr=3e-3, patience=0)
+    if kind == "classifier":
+        base.pop("base_width")
+        base.update(crop="full", backbone="resnet18")
+    base.update(over)
+    return load_config(kind, None, base)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> Path:
+    return write_toy_data(tmp_path_factory.mktemp("toy") / "data")
+
+
+@pytest.fixture(scope="module")
+def seg_run(toy, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("runs") / "seg"
+    summary = train(quick(epochs=8, lr=1e-2, max_steps_per_epoch=0), toy, out)
+    return out, summary
+
+
+# ----------------------------------------------------------------------------- config
+
+def test_config_precedence_defaults_yaml_flags(tmp_path):
+    assert load_config("classifier").crop is None and load_config("segmenter").crop == (256, 400)
+    y = tmp_path / "c.yaml"
+    y.write_text("epochs: 7\nlr: 0.01\ncrop: 128x200\nbalance: false\n")
+    cfg = load_config("segmenter", y, {"lr": 0.5, "epochs": None})
+    assert (cfg.epochs, cfg.lr, cfg.crop, cfg.balance) == (7, 0.5, (128, 200), False)
+
+
+@pytest.mark.parametrize("text, field", [("epoch: 3\n", "epoch"), ("lr: fast\n", "lr"),
+                                         ("crop: 12by4\n", "crop"), ("precision: fp8\n", "precision"),
+                                         ("hflip: 2\n", "hflip")])
+def test_config_errors_name_file_and_key(tmp_path, text, field):
+    y = tmp_path / "bad.yaml"
+    y.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config("segmenter", y)
+    assert e.value.field == field and str(y) in str(e.value)
+
+
+def test_cli_bad_input_is_one_line(tmp_path, toy, capsys):
+    y = tmp_path / "bad.yaml"
+    y.write_text("learning_rate: 0.1\n")
+    empty = tmp_path / "empty"
+    (empty / "train_images").mkdir(parents=True)
+    cases = [(["train", "segmenter", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")],
+              "data folder not found"),
+             (["train", "segmenter", "--data", str(empty), "--out", str(tmp_path / "r")], "no images"),
+             (["train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "r"), "--config", str(y)],
+              "learning_rate"),
+             (["train", "segmenter", "--out", str(tmp_path / "none"), "--resume"], "no run to resume")]
+    for argv, expected in cases:
+        assert cli_main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- data
+
+def test_epoch_order_is_seeded_balanced_and_sharded():
+    presence = np.zeros((40, 4), bool)
+    presence[:4, 1] = True                                   # a rare class on 4 of 40 images
+    w = class_balance_weights(presence)
+    full = list(EpochSampler(40, w, seed=3))
+    assert full == list(EpochSampler(40, w, seed=3))          # pure function of (seed, epoch)
+    s = EpochSampler(40, w, seed=3)
+    s.set_epoch(1)
+    assert [k[0] for k in s] != [k[0] for k in full]
+    drawn = np.array([k[0] for k in full])
+    assert (drawn < 4).mean() > 0.3                          # the rare class is drawn ~1/2, not 1/10
+    ranks = [list(EpochSampler(40, w, seed=3, rank=r, world=2)) for r in (0, 1)]
+    assert sorted(ranks[0] + ranks[1]) == sorted(full)       # the shards split one global order
+
+
+def test_augment_is_deterministic_and_keeps_masks_aligned():
+    image = np.random.default_rng(0).random((3, 32, 48), dtype=np.float32)
+    masks = (image[:1] > 0.7).astype(np.uint8)
+    aug = Augment(hflip=0.5, vflip=0.5, brightness=0.0, contrast=0.0, shift=0)
+    for pos in range(6):
+        a_img, a_m = aug(sample_rng(1, 2, pos), image, masks)
+        b_img, b_m = aug(sample_rng(1, 2, pos), image, masks)
+        assert np.array_equal(a_img, b_img) and np.array_equal(a_m, b_m)
+        assert np.array_equal(a_m[0] > 0, a_img[0] > 0.7)    # geometry moved image and mask alike
+
+
+def test_training_crops_prefer_defects_and_corrupt_images_are_skipped(toy, tmp_path, capsys):
+    data, sizes, skipped = scan_images(open_dataset(toy))
+    ds = DefectDataset(data, sizes, seed=0, crop=(16, 32), defect_crop_prob=1.0)
+    defect_idx = [i for i, r in enumerate(data.records) if r.rles]
+    hits = [ds.training_item(i, 0, k)["masks"].any().item() for k, i in enumerate(defect_idx)]
+    assert all(hits)
+    assert ds.training_item(0, 0, 0)["image"].shape == (3, 16, 32)
+    # a file with a valid header but truncated pixels: substituted by the next image, warned once
+    raw = (toy / "train_images" / "img001.png").read_bytes()
+    broken = tmp_path / "data"
+    write_toy_data(broken, n=4)
+    (broken / "train_images" / "img000.png").write_bytes(raw[:200])
+    data, sizes, _ = scan_images(open_dataset(broken))
+    ds = DefectDataset(data, sizes, seed=0, crop=(16, 32))
+    item = ds.training_item(0, 0, 0)
+    item = ds.training_item(0, 0, 1)
+    assert item["image"].shape == (3, 16, 32)
+    err = capsys.readouterr().err
+    assert err.count("warning: skipping unreadable image") == 1 and "img000.png" in err
+    val = DefectDataset(data, sizes)[0]
+    assert not val["valid"]
+
+
+def test_garbage_image_in_data_is_reported_and_training_goes_on(tmp_path, capsys):
+    data = write_toy_data(tmp_path / "data", n=8)
+    (data / "train_images" / "zz_corrupt.jpg").write_bytes(b"not a jpeg at all")
+    summary = train(quick(epochs=1, max_steps_per_epoch=1), data, tmp_path / "run")
+    err = capsys.readouterr().err
+    assert err.count("zz_corrupt.jpg") == 1 and "warning: skipping unreadable image" in err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"]["skipped_unreadable"] == ["zz_corrupt.jpg"] and summary["epochs_run"] == 1
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def test_lr_schedule_warms_up_then_decays():
+    f = [lr_factor(s, 5, 50, 0.01) for s in range(50)]
+    assert f[0] == pytest.approx(0.2) and f[4] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[4:], f[5:])) and f[-1] < 0.02
+
+
+def test_training_lowers_the_loss(seg_run):
+    run, summary = seg_run
+    rows = json.loads((run / "state" / "state.json").read_text())["history"]
+    losses = [r["train_loss"] for r in rows]
+    assert len(losses) == 8 and losses[-1] < losses[0] * 0.9
+    assert rows[-1]["val_loss"] < rows[0]["val_loss"]
+    assert summary["best_score"] > rows[0]["val_kaggle_dice"]
+
+
+def test_run_folder_tells_its_story(seg_run, toy):
+    from steelscan.models import load_run
+    run, summary = seg_run
+    for name in ("config.json", "best.safetensors", "last.safetensors", "metrics.csv", "metrics.json",
+                 "curves.png", "state/state.json", "state/split.json"):
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["kind"] == "segmenter" and config["model"]["base_width"] == 4
+    assert len(config["data"]["val_ids"]) == 4 and config["train"]["epochs"] == 8
+    lines = (run / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,step,lr,train_loss,val_loss,val_kaggle_dice") and len(lines) == 9
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["monitor"] == "val_kaggle_dice" and 1 <= metrics["best_epoch"] <= 8
+    assert 0.0 <= metrics["best_score"] <= 1.0
+    model, cfg = load_run(run, "best")
+    out = model(torch.rand(1, 3, H, W))
+    assert out.shape == (1, 4, H, W)
+    assert not list(run.glob("**/*.tmp")) and not list(run.glob("**/*.pt*"))  # atomic, never pickle
+    # a second run into the same folder needs --resume or --overwrite
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        train(quick(), toy, run)
+
+
+@pytest.mark.slow
+def test_resume_after_hard_kill_reproduces_uninterrupted_run(toy, tmp_path):
+    flags = ["--epochs", "3", "--batch-size", "4", "--crop", "48x96", "--base-width", "4", "--workers", "0",
+             "--threads", "1", "--max-steps-per-epoch", "3", "--val-fraction", "0.25", "--patience", "0"]
+    ref = tmp_path / "ref"
+    killed = tmp_path / "killed"
+    env = {**os.environ, HANG_AT_STEP: "5"}                   # stall mid-epoch 2 (3 steps per epoch)
+    proc = subprocess.Popen([STEELSCAN, "train", "segmenter", "--data", str(toy), "--out", str(killed), *flags],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        run_cli(["train", "segmenter", "--data", str(toy), "--out", str(ref), *flags])  # meanwhile
+        deadline = time.time() + 120
+        while not (killed / "state" / "state.json").exists():
+            assert proc.poll() is None and time.time() < deadline, "first epoch never checkpointed"
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    state = json.loads((killed / "state" / "state.json").read_text())
+    assert state["epoch"] == 1 and state["step"] == 3
+    run_cli(["train", "segmenter", "--out", str(killed), "--resume"])
+    a, b = load_file(str(ref / "last.safetensors")), load_file(str(killed / "last.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ref_rows = (ref / "metrics.csv").read_text().splitlines()
+    got_rows = (killed / "metrics.csv").read_text().splitlines()
+    assert len(got_rows) == 4
+    strip = lambda rows: [",".join(r.split(",")[:-2]) for r in rows]  # drop the timing columns
+    assert strip(got_rows) == strip(ref_rows)
+
+
+def run_cli(args: list[str], env: dict | None = None) -> None:
+    res = subprocess.run([STEELSCAN, *args], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_two_process_data_parallel_ranks_end_identical(toy, tmp_path):
+    digests = tmp_path / "digests"
+    env = {**os.environ, RANK_DIGEST_DIR: str(digests), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", STEELSCAN,
+           "train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "ddp"), "--epochs", "1",
+           "--batch-size", "2", "--crop", "48x96", "--base-width", "4", "--workers", "0", "--threads", "1",
+           "--max-steps-per-epoch", "3", "--val-fraction", "0.25"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    d0, d1 = (digests / "rank0.txt").read_text(), (digests / "rank1.txt").read_text()
+    assert d0 == d1
+    saved = load_file(str(tmp_path / "ddp" / "last.safetensors"))
+    assert weights_digest(saved) == d0
+    config = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert config["run"]["world_size"] == 2
+    # the ranks did train: weights moved away from the seeded initial model
+    from steelscan.models import build_model
+    from steelscan.training.trainer import seed_everything
+    seed_everything(0)
+    init = build_model(config["model"]).state_dict()
+    assert any(not torch.equal(init[k], saved[k]) for k in saved)
+
+
+# ----------------------------------------------------------------------------- classifier
+
+def test_classifier_freeze_trains_head_only_and_finetune_unfreezes(toy, tmp_path):
+    from steelscan.models import build_model
+    seed_everything = __import__("steelscan.training.trainer", fromlist=["x"]).seed_everything
+    pretrained = tmp_path / "backbone.safetensors"
+    torch.manual_seed(123)
+    source = build_model({"kind": "classifier", "arch": "resnet18", "num_classes": 4, "weights": "none"})
+    save_file({k: v.contiguous() for k, v in source.backbone.state_dict().items()}, str(pretrained))
+
+    def initial():
+        seed_everything(0)
+        return build_model({"kind": "classifier", "arch": "resnet18", "num_classes": 4,
+                            "weights": str(pretrained)}).state_dict()
+
+    def changed(run: Path, prefix: str) -> bool:
+        init, got = initial(), load_file(str(run / "last.safetensors"))
+        keys = [k for k in got if k.startswith(prefix)]
+        return any(not torch.equal(init[k], got[k]) for k in keys)
+
+    frozen = tmp_path / "freeze"
+    train(quick("classifier", strategy="freeze", weights=str(pretrained), epochs=1, max_steps_per_epoch=2),
+          toy, frozen)
+    assert changed(frozen, "head.") and not changed(frozen, "backbone.")  # BN statistics included
+
+    warm = tmp_path / "warm"
+    train(quick("classifier", strategy="finetune", weights=str(pretrained), warmup_frozen_epochs=1,
+                epochs=1, max_steps_per_epoch=2), toy, warm)
+    assert changed(warm, "head.") and not changed(warm, "backbone.")
+    summary = resume(warm, {"epochs": 2})                     # epoch 2: the backbone learns too
+    assert changed(warm, "backbone.") and summary["epochs_run"] == 2
+    metrics = json.loads((warm / "metrics.json").read_text())
+    assert metrics["monitor"] == "val_macro_f1" and "val_any_f1" in metrics["last"]
