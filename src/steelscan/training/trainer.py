@@ -31,6 +31,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..atomic import write_json
 from ..data.layout import KaggleDataset, open_dataset
+from ..data.splits import split_dataset
 from ..errors import ConfigError, DatasetError, ModelError
 from ..metrics import pair_dice
 from ..models import build_model, save_run_weights
@@ -388,30 +389,12 @@ def wrap_ddp(model: nn.Module, ranks: distributed.Ranks, device: torch.device) -
 
 
 def split_indices(data: KaggleDataset, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train, validation) indices, stratified by each image's set of classes."""
-    try:
-        from ..data.splits import split_dataset  # the data layer's grouped + stratified split
-    except ImportError:
-        split_dataset = None
-    if split_dataset is not None:
-        train, val = split_dataset(data, val_fraction=val_fraction, seed=seed)
-        return [int(i) for i in train], [int(i) for i in val]
-    # Fallback until data/splits.py exists: the same share of every class-combination stratum.
-    rng = np.random.default_rng([seed, 0x5B17])
-    presence = data.presence()
-    strata: dict[bytes, list[int]] = {}
-    for i, row in enumerate(presence):
-        strata.setdefault(row.tobytes(), []).append(i)
-    val: list[int] = []
-    for key in sorted(strata):
-        members = rng.permutation(strata[key])
-        val += members[:int(round(len(members) * val_fraction))].tolist()
-    if not val:
-        val = [int(rng.integers(len(data)))]
-    if len(val) == len(data):
-        val = val[:-1]
-    chosen = set(val)
-    return [i for i in range(len(data)) if i not in chosen], sorted(val)
+    """(train, validation) indices: the data layer's seeded split, stratified by class combination."""
+    train, val = split_dataset(data, val_fraction=val_fraction, seed=seed)
+    if len(val) == 0 or len(train) == 0:
+        raise DatasetError(f"{len(data)} images cannot be split into training and validation at "
+                           f"val_fraction {val_fraction}", path=data.root)
+    return [int(i) for i in train], [int(i) for i in val]
 
 
 def saved_split(run_dir: Path, data: KaggleDataset) -> tuple[list[int], list[int]]:
