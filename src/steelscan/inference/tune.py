@@ -220,6 +220,9 @@ def search(cache: ProbabilityCache, min_positives: int = DEFAULT_MIN_POSITIVES,
         if positives[c] < min_positives:
             msg = (f"{name}: only {positives[c]} positive image(s) (< {min_positives}); "
                    f"kept the default thresholds — too few to tune on")
+            if empty > default:
+                msg += (f" (note: on these images the defaults score {default:.3f} for this class, "
+                        f"predicting it never would score {empty:.3f})")
             warnings.append(msg)
             reports.append(ClassReport(name, int(positives[c]), float(default), float(default), empty,
                                        {}, msg))
