@@ -192,3 +192,25 @@ def test_cli_exit_codes(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["import-masks", "--images", str(tmp_path)])
     assert e.value.code == 2
+
+
+def test_import_synthetic_frames_as_class_index_masks(tmp_path):
+    from steelscan.data.synth import synthesize_dataset
+
+    syn = open_dataset(synthesize_dataset(tmp_path / "syn", 8, seed=1, height=48, width=300, progress=False))
+    (tmp_path / "masks").mkdir()
+    truth = {}
+    for r in syn:
+        m = syn.masks(r, 48, 300)
+        assert (m.sum(axis=0) <= 1).all()  # classes never overlap, so one index mask holds them all
+        index = (m * np.arange(1, 5)[:, None, None]).sum(axis=0).astype(np.uint8)
+        Image.fromarray(index).save(tmp_path / "masks" / f"{r.image_id[:-4]}.png")
+        truth[r.image_id] = m
+    s = import_masks(syn.images_dir, tmp_path / "masks", tmp_path / "out", num_classes=4)
+    assert s.n_images == 8
+    ds = open_dataset(tmp_path / "out")
+    for r in ds:
+        np.testing.assert_array_equal(ds.masks(r, 48, 300), truth[r.image_id])
+    # the same RLE rows as the generator wrote (RLE is canonical)
+    assert sorted((tmp_path / "out" / "train.csv").read_text().splitlines()) == \
+        sorted(syn.csv_path.read_text().splitlines())

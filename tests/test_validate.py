@@ -173,3 +173,14 @@ def test_cli_usage_errors_are_one_line(tmp_path, capsys, argv, message):
     (tmp_path / "bad.csv").write_text("foo,bar\n")
     rc, out, err = _cli(capsys, *[a.format(tmp=tmp_path) for a in argv])
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_synthetic_dataset_is_valid(tmp_path):
+    from steelscan.data.synth import synthesize_dataset
+
+    root = synthesize_dataset(tmp_path / "syn", 10, seed=0, height=64, width=400, progress=False)
+    r = validate_dataset(root, height=64, width=400)
+    assert r.ok, [str(p) for p in r.problems]
+    assert r.n_images == 10 and r.image_sizes == {"64x400": 10}
+    assert r.n_clean + r.n_defective == 10
+    assert sum(s["images"] for s in r.per_class.values()) == r.n_label_rows
