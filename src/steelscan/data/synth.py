@@ -163,7 +163,7 @@ def render_strip(rng: np.random.Generator, height: int, width: int) -> tuple[np.
         field = _smooth_noise(rng, height, width, 110 * s, 16 * s)
         field = field + 0.35 * _smooth_noise(rng, height, width, 8 * s, 3 * s)
         stain = np.clip((field - rng.uniform(0.7, 1.5)) * 4.0, 0.0, 1.0)
-        img -= rng.uniform(8, 24) * stain
+        img -= rng.uniform(8, 20) * stain
     # Illumination: lobes across the width, a gradient down the rows, sometimes glare.
     light_x = 1.0 + rng.uniform(0.04, 0.18) * _noise_1d(rng, width, width / rng.uniform(1.5, 4))
     ramp = np.linspace(-1.0, 1.0, height, dtype=np.float32)
@@ -215,14 +215,14 @@ def _add_margin(rng: np.random.Generator, img: np.ndarray, on_strip: np.ndarray,
 # Defect shapes (binary mask + 0..1 "depth", on a crop)
 # --------------------------------------------------------------------------------------------
 
-def _blob(rng: np.random.Generator, h: int, w: int, roughness: float,
-          cell: float) -> tuple[np.ndarray, np.ndarray]:
+def _blob(rng: np.random.Generator, h: int, w: int, roughness: float, cell: float,
+          radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Irregular ellipse filling an h x w crop. Returns (mask bool, depth 0..1: 1 at the
     centre falling to 0 at the outline)."""
     v = (np.arange(h, dtype=np.float32) + 0.5) / h * 2 - 1
     u = (np.arange(w, dtype=np.float32) + 0.5) / w * 2 - 1
     r = np.sqrt(v[:, None] ** 2 + u[None, :] ** 2)
-    radius = 1.0 + roughness * _smooth_noise(rng, h, w, cell, cell)
+    radius = radius + roughness * _smooth_noise(rng, h, w, cell, cell)
     mask = r < radius
     depth = np.clip(1 - r / np.maximum(radius, 0.05), 0, 1)
     return mask, depth
@@ -232,7 +232,7 @@ def _band(rng: np.random.Generator, length: int, breadth: int, thickness: float,
           taper_start: bool, taper_end: bool, ragged: float) -> tuple[np.ndarray, np.ndarray]:
     """A band running along axis 0 of a (length, breadth) crop from one side of the crop to
     the other (diagonal when breadth >> thickness), with edges made ragged by `ragged`
-    (0..~0.5). Returns (mask bool, across -1..1: the signed position across the band)."""
+    (pixels). Returns (mask bool, across -1..1: the signed position across the band)."""
     t = np.linspace(0.0, 1.0, length, dtype=np.float32)
     half = thickness / 2
     a, b = half, max(half, breadth - half)
@@ -253,7 +253,8 @@ def _band(rng: np.random.Generator, length: int, breadth: int, thickness: float,
     across = (x - centre[:, None]) / hw[:, None]
     if ragged > 0:
         cell = max(1.5, min(half, 3.0))
-        across = across + ragged * _smooth_noise(rng, length, breadth, 3 * cell, cell)
+        noise = _smooth_noise(rng, length, breadth, 3 * cell, cell)
+        across = across + (ragged / hw[:, None]) * noise
     return np.abs(across) < 1, np.clip(across, -1, 1)
 
 
@@ -275,7 +276,7 @@ def _groove(rng, h, w, s, touch_top, touch_bottom):
     """A thin dark wavy groove along the rolling direction with a bright lip on one side."""
     thickness = max(3.0, w * rng.uniform(0.5, 0.85))
     mask, across = _band(rng, h, w, thickness, wobble=rng.uniform(0.5, 2.0) * s,
-                         taper_start=not touch_top, taper_end=not touch_bottom, ragged=0.25)
+                         taper_start=not touch_top, taper_end=not touch_bottom, ragged=1.5 * s)
     lip = rng.choice([-1.0, 1.0])
     amp = rng.uniform(40, 65)
     profile = 1 - 0.45 * np.abs(across)  # darkest on the groove axis
@@ -285,18 +286,20 @@ def _groove(rng, h, w, s, touch_top, touch_bottom):
 def _scratch(rng, h, w, s, touch_top, touch_bottom):
     """A scratch: a band of scraped metal, bright (mostly) or dark, full of fine striations
     parallel to it and rough, streaky texture along it."""
-    thickness = float(np.exp(rng.normal(np.log(22 * s), 0.5)))
-    if max(w, h) <= 2.5 * min(w, h) or min(w, h) < 2.5 * thickness:
-        thickness = min(w, h) * rng.uniform(0.6, 0.95)  # the band fills its box's breadth
+    thickness = float(np.exp(rng.normal(np.log(26 * s), 0.5)))
+    if min(w, h) < 2.5 * thickness:
+        thickness = min(w, h) * rng.uniform(0.7, 1.0)  # the band fills its box's breadth
+    elif rng.random() < 0.5:  # a wide diagonal swath of scratches across a large box
+        thickness = max(thickness, min(w, h) * rng.uniform(0.2, 0.4))
     thickness = max(3.0, thickness)
     wobble = rng.uniform(0.2, 1.2) * s
     if w > 2.5 * h:  # shallow scratch: runs across the width
-        mask, across = _band(rng, w, h, thickness, wobble, True, True, ragged=0.3)
+        mask, across = _band(rng, w, h, thickness, wobble, True, True, ragged=2 * s)
         mask, across = mask.T, across.T
         streaks = _smooth_noise(rng, h, w, 1.5 * s, 14 * s)
     else:
         mask, across = _band(rng, h, w, thickness, wobble, not touch_top, not touch_bottom,
-                             ragged=0.3)
+                             ragged=2 * s)
         streaks = _smooth_noise(rng, h, w, 14 * s, 1.5 * s)
     k = int(rng.integers(5, 12))
     stripe = np.interp(across, np.linspace(-1, 1, k), rng.uniform(-1, 1, k)).astype(np.float32)
@@ -310,7 +313,7 @@ def _scratch(rng, h, w, s, touch_top, touch_bottom):
 
 def _patch(rng, h, w, s):
     """A large dark patch with a ragged outline, grainy interior and bright flaky scale."""
-    mask, depth = _blob(rng, h, w, roughness=0.25, cell=max(4.0, min(h, w) / 4))
+    mask, depth = _blob(rng, h, w, roughness=0.25, cell=max(4.0, min(h, w) / 4), radius=0.88)
     edge = _smooth_noise(rng, h, w, 3 * s, 3 * s)
     mask &= depth > 0.06 * (1 + edge)  # ragged outline
     grain = _smooth_noise(rng, h, w, 2.5 * s, 2.5 * s)
@@ -363,8 +366,8 @@ def _draw_class(rng: np.random.Generator, class_id: int, img: np.ndarray, bg: np
     cx = rng.uniform(cols[0], cols[-1] + 1)
     for _ in range(n):
         h, w, full = _component_size(rng, prior, height, width, s)
-        for _try in range(4):  # prefer a spot apart from this class's earlier components
-            x0, y0 = _place(rng, prior, full, cx, spread, h, w, height, width)
+        for tries in range(5):  # prefer a spot apart from this class's earlier components
+            x0, y0 = _place(rng, prior, full, cx, spread * 1.6 ** tries, h, w, height, width)
             if not out[y0:y0 + h, x0:x0 + w].any():
                 break
         touch_top, touch_bottom = y0 == 0, y0 + h == height
