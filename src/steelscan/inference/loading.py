@@ -85,6 +85,8 @@ def load_cascade(classifier_run: str | Path | None = None, segmenter_run: str | 
 
 
 def _load_bundle(model: str, thresholds_path, engine, device, precision, threads) -> Cascade:
+    if thresholds_path is not None:
+        Thresholds.load(thresholds_path)  # a malformed file stops us before any weights load
     try:
         from ..export.bundle import load_bundle
     except ModuleNotFoundError as e:
