@@ -81,6 +81,12 @@ def test_config_precedence_defaults_yaml_flags(tmp_path):
     assert (cfg.epochs, cfg.lr, cfg.crop, cfg.balance) == (7, 0.5, (128, 200), False)
 
 
+@pytest.mark.parametrize("kind", ["classifier", "segmenter"])
+def test_shipped_recipes_load(kind):
+    cfg = load_config(kind, REPO / "configs" / f"severstal_{kind}.yaml")
+    assert cfg.kind == kind and cfg.epochs > 1
+
+
 @pytest.mark.parametrize("text, field", [("epoch: 3\n", "epoch"), ("lr: fast\n", "lr"),
                                          ("crop: 12by4\n", "crop"), ("precision: fp8\n", "precision"),
                                          ("hflip: 2\n", "hflip")])
