@@ -102,9 +102,11 @@ def read_run_config(run_dir: Path) -> dict:
 def fit(cfg: TrainConfig, data_dir: Path, run_dir: Path, *, resume: bool) -> dict:
     device_type = "cuda" if resolve_device(cfg.device).type == "cuda" else "cpu"
     ranks = distributed.start(device_type)
+    threads = torch.get_num_threads()
     try:
         return _fit(cfg, data_dir, run_dir, resume, ranks)
     finally:
+        torch.set_num_threads(threads)  # a library call must not leave the caller's process changed
         distributed.stop(ranks)
 
 
