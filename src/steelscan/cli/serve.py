@@ -1,0 +1,40 @@
+"""`steelscan serve`: the inspection web service and page (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="serve POST /v1/inspect, the inspection history, /metrics and a web page",
+        description="Run the inspection service. Binds 127.0.0.1 unless --host says otherwise. "
+                    "Requests beyond --max-concurrency get 503 + Retry-After; uploads over "
+                    "--max-upload-mb get 413; non-images 415; corrupt images 422.")
+    p.add_argument("--model", metavar="MODEL_DIR", required=True, help="bundle folder or shipped model name")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--db", default="inspections.sqlite", metavar="FILE", help="SQLite history (default inspections.sqlite)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB")
+    p.add_argument("--max-concurrency", type=int, default=2, metavar="N",
+                   help="inspections run at once; more get 503 (default 2)")
+    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],
+                   help="auto: int8 ONNX if the bundle has it, else ONNX, else PyTorch")
+    p.add_argument("--threads", type=int, metavar="N", help="intra-op threads per inspection (default cores / N)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..errors import ConfigError
+    from ..service.app import create_app
+
+    if args.max_concurrency < 1:
+        raise ConfigError(f"must be at least 1, got {args.max_concurrency}", field="max-concurrency")
+    if args.max_upload_mb <= 0:
+        raise ConfigError(f"must be positive, got {args.max_upload_mb}", field="max-upload-mb")
+    app = create_app(args.model, engine=args.engine, db_path=args.db, max_upload_mb=args.max_upload_mb,
+                     max_concurrency=args.max_concurrency, threads=args.threads)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

@@ -1,0 +1,302 @@
+"""The steelscan web service (FastAPI): inspect uploaded frames, keep a history.
+
+    POST /v1/inspect            multipart field `file` (PNG/JPEG/BMP/TIFF) -> verdict, defects, RLEs
+    GET  /v1/inspections        past inspections, newest first (limit/offset)
+    GET  /v1/inspections/{id}   one past inspection, as the POST returned it
+    GET  /healthz               liveness + model/engine
+    GET  /metrics               Prometheus text exposition
+    GET  /                      the single-page web UI (static/index.html)
+
+Hostile input never gets a 500: bodies over the limit get 413 (Content-Length checked
+first, then the streamed bytes counted), non-images 415, corrupt images 422, and
+requests beyond `max_concurrency` a 503 with Retry-After instead of a queue.
+Inference runs in a thread pool so the event loop keeps answering."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import threading
+import time
+from contextlib import asynccontextmanager
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+
+from ..rle import encode_rle
+from .metrics import ServiceMetrics
+from .store import InspectionStore
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DEFAULT_MAX_UPLOAD_MB = 20.0
+MAX_IMAGE_PIXELS = 64_000_000  # e.g. a 256 x 250,000 strip; larger is refused (422)
+RETRY_AFTER_S = 1
+
+
+# ---------- response models (the OpenAPI schema is generated from these) ----------
+
+class DefectModel(BaseModel):
+    class_id: int = Field(description="1-based class id, as in Kaggle's CSV")
+    class_name: str
+    score: float = Field(description="mean segmenter probability over the defect's pixels, 0..1")
+    area: int = Field(description="pixels")
+    bbox: list[int] = Field(description="[ymin, xmin, ymax, xmax], inclusive pixels")
+    rle: str = Field(description="Kaggle RLE of this defect alone (1-indexed, column-major)")
+
+
+class ResultModel(BaseModel):
+    image_id: str
+    verdict: str | None = Field(description='"OK" or "NG"')
+    height: int | None = None
+    width: int | None = None
+    segmenter_ran: bool | None = None
+    class_scores: dict[str, float] = Field(default_factory=dict)
+    score_source: str | None = None
+    defects: list[DefectModel] = Field(default_factory=list)
+    rles: dict[str, str] = Field(default_factory=dict,
+                                 description="class id -> Kaggle RLE of the whole class mask ('' = empty)")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class InspectionModel(BaseModel):
+    id: int
+    created_at: str = Field(description="UTC, ISO 8601")
+    filename: str
+    latency_ms: float = Field(description="decode + inference + post-processing, milliseconds")
+    result: ResultModel
+
+
+class InspectionSummary(BaseModel):
+    id: int
+    created_at: str
+    filename: str
+    verdict: str | None
+    n_defects: int
+    classes: list[str]
+    latency_ms: float
+
+
+class InspectionList(BaseModel):
+    items: list[InspectionSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    engine: str
+    in_flight: int
+    max_concurrency: int
+
+
+class ErrorModel(BaseModel):
+    detail: str
+
+
+ERRORS = {
+    413: {"model": ErrorModel, "description": "Upload larger than --max-upload-mb"},
+    415: {"model": ErrorModel, "description": "Not multipart/form-data, or the file is not an image"},
+    422: {"model": ErrorModel, "description": "No `file` field, or a corrupt/oversized image"},
+    503: {"model": ErrorModel, "description": "All inference slots busy; retry after Retry-After seconds"},
+}
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary",
+                            "description": "a PNG, JPEG, BMP or TIFF steel frame"}}}}}}}
+
+
+class UploadError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def decode_upload(data: bytes, filename: str) -> np.ndarray:
+    """Image bytes -> RGB uint8 (H, W, 3); UploadError 415 (not an image) or 422 (corrupt)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise UploadError(422, f"{filename}: empty file")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UploadError(415, f"{filename}: not a supported image (PNG, JPEG, BMP or TIFF expected)") from None
+    except Exception as e:
+        raise UploadError(422, f"{filename}: unreadable image ({e.__class__.__name__})") from None
+    with im:
+        w, h = im.size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise UploadError(422, f"{filename}: {w}x{h} pixels is more than {MAX_IMAGE_PIXELS:,}")
+        try:
+            im.load()
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+        except Exception as e:  # truncated/corrupt data in a recognised format
+            raise UploadError(422, f"{filename}: corrupt {im.format or 'image'} ({e.__class__.__name__}: "
+                                   f"{' '.join(str(e).split())[:120]})") from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadError(413, f"upload of {int(declared):,} bytes exceeds the limit of {limit:,} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise UploadError(413, f"upload exceeds the limit of {limit:,} bytes")
+    return bytes(body)
+
+
+async def upload_file(request: Request, limit: int) -> tuple[bytes, str]:
+    """(file bytes, file name) of the multipart field `file`."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise UploadError(415, f"expected multipart/form-data with a `file` field, got {ctype or 'no content type'!r}")
+    body = await read_body(request, limit)
+    request._body = body  # let Starlette's form parser read the counted bytes
+    try:
+        form = await request.form(max_files=1, max_fields=8)
+    except Exception as e:  # malformed multipart
+        raise UploadError(422, f"malformed multipart body ({e.__class__.__name__})") from None
+    upload = form.get("file")
+    if upload is None or not hasattr(upload, "read"):
+        raise UploadError(422, "multipart body has no `file` field")
+    data = await upload.read()
+    return data, (upload.filename or "upload")[:200]
+
+
+def class_rles(masks: np.ndarray) -> dict[str, str]:
+    return {str(c + 1): encode_rle(masks[c]) for c in range(masks.shape[0])}
+
+
+def create_app(model: str | Path | None = None, *, inspector=None, engine: str = "auto",
+               db_path: str | Path = "inspections.sqlite", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+               max_concurrency: int | None = None, threads: int | None = None,
+               model_name: str | None = None) -> FastAPI:
+    """Build the app. Either `model` (a bundle name or folder, loaded with `engine`:
+    auto = int8 ONNX if the bundle has it, else ONNX, else PyTorch) or a ready `inspector`."""
+    max_concurrency = max(1, int(max_concurrency or 2))
+    if inspector is None:
+        if model is None:
+            raise ValueError("create_app needs a model or an inspector")
+        inspector, engine, model_name = load_inspector(model, engine, threads or
+                                                       max(1, (os.cpu_count() or 2) // max_concurrency))
+    limit = int(max_upload_mb * 1024 * 1024)
+    store = InspectionStore(db_path)
+    metrics = ServiceMetrics(inspector.class_names)
+    slots = threading.BoundedSemaphore(max_concurrency)
+    pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="inspect")
+    state = {"in_flight": 0}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        pool.shutdown(wait=True)
+        store.close()
+
+    app = FastAPI(title="steelscan", version=_version(), lifespan=lifespan,
+                  description="Steel-surface defect inspection: a classifier gates a segmenter; "
+                              "masks come back as Kaggle RLE.")
+    app.state.store, app.state.metrics, app.state.inspector = store, metrics, inspector
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe_request(getattr(route, "path", "unmatched"), request.method,
+                                response.status_code, time.perf_counter() - t0)
+        return response
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, exc: UploadError):
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+    def inspect_and_store(image: np.ndarray, filename: str, t0: float) -> dict:
+        result = inspector.inspect_image(image, filename)
+        payload = result.to_json()
+        payload["rles"] = class_rles(result.masks)
+        latency = (time.perf_counter() - t0) * 1000.0
+        record = store.add(filename, payload, latency)
+        metrics.observe_inspection(payload, latency / 1000.0)
+        return record
+
+    @app.post("/v1/inspect", response_model=InspectionModel, responses=ERRORS, openapi_extra=UPLOAD_BODY,
+              summary="Inspect one frame", tags=["inspect"])
+    async def inspect(request: Request) -> Any:
+        if not slots.acquire(blocking=False):
+            metrics.rejected += 1
+            raise UploadError(503, f"all {max_concurrency} inspection slots are busy; retry shortly")
+        state["in_flight"] += 1
+        try:
+            t0 = time.perf_counter()
+            data, filename = await upload_file(request, limit)
+            loop = asyncio.get_running_loop()
+            image = await loop.run_in_executor(pool, decode_upload, data, filename)
+            return await loop.run_in_executor(pool, inspect_and_store, image, filename, t0)
+        finally:
+            state["in_flight"] -= 1
+            slots.release()
+
+    @app.get("/v1/inspections", response_model=InspectionList, tags=["history"],
+             summary="Past inspections, newest first")
+    async def list_inspections(limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0)) -> Any:
+        items, total = await asyncio.get_running_loop().run_in_executor(None, store.list, limit, offset)
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    @app.get("/v1/inspections/{inspection_id}", response_model=InspectionModel, tags=["history"],
+             responses={404: {"model": ErrorModel, "description": "No inspection with this id"}},
+             summary="One past inspection")
+    async def get_inspection(inspection_id: int) -> Any:
+        record = store.get(inspection_id)
+        if record is None:
+            raise HTTPException(404, f"no inspection with id {inspection_id}")
+        return record
+
+    @app.get("/healthz", response_model=Health, tags=["ops"])
+    async def healthz() -> Any:
+        return {"status": "ok", "model": model_name or "custom", "engine": engine,
+                "in_flight": state["in_flight"], "max_concurrency": max_concurrency}
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"],
+             summary="Prometheus text exposition (version 0.0.4)")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.exposition(state["in_flight"], store.count()),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    return app
+
+
+def load_inspector(model: str | Path, engine: str, threads: int | None):
+    """(Inspector, engine actually used, bundle name) for a bundle; engine "auto" picks
+    the fastest the bundle has: onnx-int8, else onnx, else torch."""
+    from ..export.bundle import load_bundle, read_manifest, resolve_model
+    from ..inference.cascade import Inspector
+
+    model_dir = resolve_model(model)
+    if engine == "auto":
+        manifest = read_manifest(model_dir)
+        seg = manifest["segmenter"]
+        engine = "onnx-int8" if seg.get("onnx_int8") else "onnx" if seg.get("onnx") else "torch"
+    cls, seg, thresholds, manifest = load_bundle(model_dir, engine=engine, threads=threads)
+    return Inspector(cls, seg, thresholds, manifest.get("class_names"), batch_size=1), engine, manifest.get("name")
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
