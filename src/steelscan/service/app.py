@@ -208,6 +208,7 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
                   description="Steel-surface defect inspection: a classifier gates a segmenter; "
                               "masks come back as Kaggle RLE.")
     app.state.store, app.state.metrics, app.state.inspector = store, metrics, inspector
+    app.state.slots = slots  # the inspection slots (tests saturate them)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):
