@@ -187,3 +187,18 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--clean-fraction" in err[0]
+
+
+def test_rerun_into_the_same_folder_leaves_no_stale_images(tmp_path):
+    root = synthesize_dataset(tmp_path / "r", 5, seed=0, progress=False, height=64, width=400)
+    synthesize_dataset(root, 2, seed=1, progress=False, height=64, width=400)
+    ds = open_dataset(root)
+    assert len(ds) == 2 and all(r.image_id.startswith("synth1_") for r in ds)
+
+
+def test_refuses_a_folder_with_other_images(tmp_path):
+    (tmp_path / "o" / "train_images").mkdir(parents=True)
+    (tmp_path / "o" / "train_images" / "real.jpg").write_bytes(b"x")
+    with pytest.raises(DatasetError, match="not made by steelscan synth"):
+        synthesize_dataset(tmp_path / "o", 2, seed=0, progress=False, height=64, width=400)
+    assert (tmp_path / "o" / "train_images" / "real.jpg").exists()

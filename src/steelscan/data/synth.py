@@ -39,7 +39,7 @@ from PIL import Image
 from scipy import ndimage
 
 from ..errors import DatasetError
-from .layout import KaggleLayoutWriter, default_class_names
+from .layout import KaggleLayoutWriter, default_class_names, read_meta
 
 # --------------------------------------------------------------------------------------------
 # Real statistics, computed once from ../shared/data/severstal/labels/ (12,568 Kaggle train
@@ -63,6 +63,7 @@ SINGLE_CLASS_COUNTS = {1: 769, 2: 195, 3: 4759, 4: 516}
 PAIR_COUNTS = {(3, 4): 284, (1, 3): 91, (1, 2): 35, (2, 3): 14, (2, 4): 1}
 QUANTILE_LEVELS = (0.05, 0.25, 0.50, 0.75, 0.95)
 MIN_CONTRAST = 14  # grey levels: the least brightness change of any defect pixel
+SOURCE = "steelscan synth"  # steelscan.json "source" of a generated data set
 JPEG_QUALITY = 90  # the real Kaggle JPEGs use quality ~90 tables with 4:2:0 chroma
 
 
@@ -486,8 +487,9 @@ def synthesize_dataset(out_dir: str | Path, n: int, seed: int, height: int = 256
     from tqdm import tqdm
 
     out = Path(out_dir)
+    stale = _previous_synth_images(out)
     writer = KaggleLayoutWriter(out, NUM_CLASSES, default_class_names(NUM_CLASSES), extra_meta={
-        "source": "steelscan synth", "seed": seed, "n": n, "height": height, "width": width,
+        "source": SOURCE, "seed": seed, "n": n, "height": height, "width": width,
         "clean_fraction": clean_fraction, "class_descriptions": CLASS_DESCRIPTIONS})
     jobs = [(seed, i, height, width, clean_fraction) for i in range(n)]
     bar = tqdm(total=n, desc="synth", unit="img", disable=not progress)
@@ -502,8 +504,21 @@ def synthesize_dataset(out_dir: str | Path, n: int, seed: int, height: int = 256
     else:
         _write_all(writer, jobs, map(_render_encoded, jobs), width, bar)
     bar.close()
+    for path in stale - {synthetic_image_id(seed, i) for i in range(n)}:
+        (writer.images_dir / path).unlink(missing_ok=True)
     writer.close()
     return out
+
+
+def _previous_synth_images(out: Path) -> set[str]:
+    """Names of the images an earlier `synth` run left in out/train_images (they are replaced
+    or removed, so a smaller rerun leaves no stale frames). Refuses a folder holding other data."""
+    images = out / "train_images"
+    existing = {p.name for p in images.iterdir() if p.is_file()} if images.is_dir() else set()
+    if existing and read_meta(out).get("source") != SOURCE:
+        raise DatasetError("output folder already holds images not made by steelscan synth; "
+                           "choose a new or empty folder", path=images)
+    return existing
 
 
 def _write_all(writer, jobs, results, width, bar) -> None:
