@@ -27,8 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError, DatasetError
 from .postprocess import exclusive_classes, label_components
-from .thresholds import (DEFAULT_LABEL_THRESHOLD, DEFAULT_MIN_AREA, DEFAULT_MIN_COMPONENT,
-                         DEFAULT_PIXEL_THRESHOLD, Thresholds)
+from .thresholds import DEFAULT_LABEL_THRESHOLD, Thresholds
 from .tiling import Tiling, tiled_classify, tiled_segment
 
 LABEL_GRID = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
