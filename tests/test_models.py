@@ -200,6 +200,21 @@ def test_imagenet_weights_load_from_torch_cache_without_network(torch_home, monk
     assert "fc.weight" not in loaded and model.head.out_features == 4
 
 
+def test_imagenet_resnet34_encoder_for_smp_unet_from_cache(torch_home):
+    import torchvision
+    torch.manual_seed(3)
+    reference = torchvision.models.resnet34(weights=None).state_dict()
+    # old torchvision files carry no batch-norm step counters
+    reference = {k: v for k, v in reference.items() if not k.endswith("num_batches_tracked")}
+    cached = torchvision_cache_path("resnet34")
+    cached.parent.mkdir(parents=True)
+    torch.save(reference, cached)  # stands in for torchvision's (third-party) file
+    unet = build_model({"kind": "segmenter", "arch": "smp_unet", "encoder": "resnet34",
+                        "weights": "imagenet"})
+    encoder = unet.encoder_module.state_dict()
+    assert all(torch.equal(encoder[k], v) for k, v in reference.items() if not k.startswith("fc."))
+
+
 def test_imagenet_weights_without_network_fail_with_one_line(torch_home, monkeypatch):
     def offline(url, dst, *args, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
@@ -305,6 +320,8 @@ def test_spec_defaults_and_errors():
         build_model({"kind": "segmenter", "num_classes": 0})
     with pytest.raises(ModelError, match="unknown model kind"):
         build_model({"kind": "detector"})
+    with pytest.raises(ModelError, match="unknown model kind"):
+        build_model({"arch": "resunet"})
 
 
 def make_run(run_dir, model, spec, which="best"):

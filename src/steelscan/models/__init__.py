@@ -66,7 +66,7 @@ def build_model(spec: dict) -> nn.Module:
     ModelError (with the offending field) for an unknown kind/arch or bad values."""
     if not isinstance(spec, dict):
         raise ModelError("model spec must be a mapping")
-    full = {**model_spec_defaults(spec.get("kind", "segmenter"), spec.get("arch")), **spec}
+    full = {**model_spec_defaults(spec.get("kind"), spec.get("arch")), **spec}
     arch = full["arch"]
     num_classes = _positive_int(full, "num_classes")
     in_channels = _positive_int(full, "in_channels")

@@ -172,9 +172,11 @@ def load_backbone(module: torch.nn.Module, state: StateDict, *, drop_prefixes: t
 
 
 def check_fits(module: torch.nn.Module, state: StateDict, *, source: object) -> None:
-    """Raise ModelError (one line) unless `state` has exactly `module`'s keys and shapes."""
+    """Raise ModelError (one line) unless `state` has exactly `module`'s keys and shapes
+    (batch-norm `num_batches_tracked` counters may be missing)."""
     own = module.state_dict()
-    missing = [k for k in own if k not in state]
+    # Older torchvision files lack BN's step counters; load_state_dict fills those in.
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if not (missing or unexpected or wrong):
