@@ -232,21 +232,26 @@ def find_images_dir(root: Path) -> Path:
     return root
 
 
-def open_dataset(root: str | Path, *, csv_path: str | Path | None = None,
-                 images_dir: str | Path | None = None, labelled_only: bool = False) -> KaggleDataset:
-    """Open a Kaggle-layout folder. Every image in the images folder is a record; images
-    with no label row are clean. Label rows for images that are not on disk are ignored
-    here (`steelscan validate` reports them)."""
+def locate_layout(root: str | Path, csv_path: str | Path | None = None,
+                  images_dir: str | Path | None = None) -> tuple[Path, Path, Path | None, dict]:
+    """Find a layout's parts: (root, images folder, label CSV or None, steelscan.json contents).
+    The CSV is looked for beside the images, then in the root."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError("data folder not found", path=root)
     images = Path(images_dir) if images_dir else find_images_dir(root)
     if not images.is_dir():
         raise DatasetError("images folder not found", path=images)
-    label_path = Path(csv_path) if csv_path else find_label_csv(images if images != root else root)
-    if label_path is None:
-        label_path = find_label_csv(root)
-    meta = read_meta(root)
+    label_path = Path(csv_path) if csv_path else (find_label_csv(images) or find_label_csv(root))
+    return root, images, label_path, read_meta(root)
+
+
+def open_dataset(root: str | Path, *, csv_path: str | Path | None = None,
+                 images_dir: str | Path | None = None, labelled_only: bool = False) -> KaggleDataset:
+    """Open a Kaggle-layout folder. Every image in the images folder is a record; images
+    with no label row are clean. Label rows for images that are not on disk are ignored
+    here (`steelscan validate` reports them)."""
+    root, images, label_path, meta = locate_layout(root, csv_path, images_dir)
     num_classes = int(meta.get("num_classes", DEFAULT_NUM_CLASSES))
     labels: dict[str, dict[int, str]] = {}
     if label_path is not None:

@@ -33,7 +33,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import DatasetError, RLEError
 from ..rle import decode_rle, rle_area
-from .layout import (DEFAULT_NUM_CLASSES, default_class_names, find_images_dir, find_label_csv,
+from .layout import (DEFAULT_NUM_CLASSES, default_class_names, locate_layout,
                      list_images, read_label_table, read_meta)
 
 PROBLEM_KINDS = ("no_images", "unreadable_image", "missing_image", "unlisted_image", "incomplete_rows",
@@ -175,14 +175,7 @@ def validate_dataset(root: str | Path, *, csv_path: str | Path | None = None,
     be opened at all; everything else is reported."""
     from tqdm import tqdm
 
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError("data folder not found", path=root)
-    images = Path(images_dir) if images_dir else find_images_dir(root)
-    if not images.is_dir():
-        raise DatasetError("images folder not found", path=images)
-    label_path = Path(csv_path) if csv_path else (find_label_csv(images) or find_label_csv(root))
-    meta = read_meta(root)
+    root, images, label_path, meta = locate_layout(root, csv_path, images_dir)
     n_cls = int(num_classes or meta.get("num_classes", DEFAULT_NUM_CLASSES))
     names = list(meta.get("class_names") or [])[:n_cls]
     names += default_class_names(n_cls)[len(names):]
