@@ -34,7 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import DatasetError, RLEError
 from ..rle import decode_rle, rle_area
 from .layout import (DEFAULT_NUM_CLASSES, default_class_names, locate_layout,
-                     list_images, read_label_table, read_meta)
+                     list_images, read_label_table)
 
 PROBLEM_KINDS = ("no_images", "unreadable_image", "missing_image", "unlisted_image", "incomplete_rows",
                  "size_mismatch", "rle_exceeds_image", "bad_rle", "bad_row", "duplicate_row",
