@@ -181,8 +181,15 @@ def default_bundle(out_dir: Path, size: tuple[int, int]) -> Path:
         write_json(run / "config.json", {"kind": kind, "model": spec, "num_classes": spec["num_classes"],
                                          "class_names": [f"class_{i}" for i in range(1, spec["num_classes"] + 1)],
                                          "train": {}, "data": {"note": "random weights: speed only"}})
+    # A random segmenter paints salt-and-pepper "defects" everywhere; a trained one finds a
+    # handful. Dropping components under 64 px (vectorised) keeps post-processing's
+    # per-defect work (bbox, score, RLE) at a trained model's scale, not thousands of specks.
+    from .inference.thresholds import Thresholds
+    thresholds = Thresholds.defaults(4)
+    for c in range(4):
+        thresholds = thresholds.with_class(c, min_component=64)
     bundle = out_dir / "default"
-    export_bundle(bundle, out_dir / "classifier_run", out_dir / "segmenter_run", int8=True,
+    export_bundle(bundle, out_dir / "classifier_run", out_dir / "segmenter_run", thresholds=thresholds, int8=True,
                   calib_images=4, parity_images=1, image_size=size, name="default-random",
                   min_mask_dice={"onnx": 0.0, "onnx-int8": 0.0})
     return bundle
