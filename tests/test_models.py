@@ -430,3 +430,18 @@ def test_resunet_onnx_export_has_dynamic_size(tmp_path):
         out = session.run(None, {"image": x.numpy()})[0]
         with torch.no_grad():
             np.testing.assert_allclose(out, model(x).numpy(), atol=1e-4)
+
+
+def test_classifier_input_scale_resizes_inside_the_model():
+    import torch.nn.functional as F
+
+    full = build_model({"kind": "classifier", "arch": "resnet18", "num_classes": 3, "weights": "none"}).eval()
+    half = build_model({"kind": "classifier", "arch": "resnet18", "num_classes": 3, "weights": "none",
+                        "input_scale": 0.5}).eval()
+    half.load_state_dict(full.state_dict())
+    x = torch.rand(2, 3, 64, 200)
+    small = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        assert torch.allclose(half(x), full(small), atol=1e-5)
+    with pytest.raises(ModelError, match="input_scale"):
+        build_model({"kind": "classifier", "arch": "resnet18", "weights": "none", "input_scale": 1.5})

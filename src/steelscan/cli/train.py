@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     g.add_argument("--backbone", help="classifier: resnet18|resnet34|resnet50|efficientnet_lite0; "
                                       "smp_unet: its encoder")
     g.add_argument("--base-width", type=int, help="ResUNet channels of the first block")
+    g.add_argument("--input-scale", type=float,
+                   help="classifier: resize images by this factor inside the model (e.g. 0.5)")
     g.add_argument("--strategy", help="classifier: freeze (head only) | finetune")
     g.add_argument("--warmup-frozen-epochs", type=int, help="finetune: head-only epochs first")
     g.add_argument("--weights", help="pretrained weights: imagenet | none | PATH")
@@ -44,7 +46,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-SETTINGS = ("epochs", "batch_size", "lr", "crop", "arch", "backbone", "base_width", "strategy",
+SETTINGS = ("epochs", "batch_size", "lr", "crop", "arch", "backbone", "base_width", "input_scale",
+            "strategy",
             "warmup_frozen_epochs", "weights", "device", "precision", "seed", "workers", "threads",
             "val_fraction", "max_steps_per_epoch", "patience")
 

@@ -31,7 +31,7 @@ SEGMENTER_ARCHS = ("resunet", "smp_unet")
 # The one source of truth for model defaults: per kind, then per arch on top.
 _KIND_DEFAULTS = {
     "classifier": {"kind": "classifier", "arch": "resnet18", "num_classes": 4, "in_channels": 3,
-                   "weights": "imagenet"},
+                   "weights": "imagenet", "input_scale": 1.0},
     "segmenter": {"kind": "segmenter", "arch": "resunet", "num_classes": 4, "in_channels": 3,
                   "base_width": 16},
 }
@@ -74,7 +74,7 @@ def build_model(spec: dict) -> nn.Module:
         if arch not in CLASSIFIER_ARCHS:
             raise ModelError(f"unknown classifier arch {arch!r} "
                              f"(choose from {', '.join(CLASSIFIER_ARCHS)})", field="arch")
-        return DefectClassifier(arch, num_classes, in_channels, full["weights"])
+        return DefectClassifier(arch, num_classes, in_channels, full["weights"], float(full["input_scale"]))
     if arch == "resunet":
         return ResUNet(in_channels, num_classes, _positive_int(full, "base_width"))
     if arch == "smp_unet":

@@ -30,6 +30,7 @@ class TrainConfig:
     arch: str = "resunet"            # segmenter: resunet | smp_unet (classifier: unused)
     backbone: str = "resnet18"       # classifier arch, or the smp_unet encoder
     base_width: int = 16             # ResUNet channels of the first block
+    input_scale: float = 1.0         # classifier: resize factor applied inside the model (0.5 = quarter cost)
     weights: str = "none"            # imagenet | none | PATH (.safetensors/.pth)
     strategy: str = "finetune"       # classifier: freeze (head only) | finetune (all)
     warmup_frozen_epochs: int = 0    # finetune: train the head alone for the first N epochs
@@ -81,7 +82,7 @@ class TrainConfig:
         """The `build_model` spec of this run (see steelscan.models)."""
         if self.kind == "classifier":
             return {"kind": "classifier", "arch": self.backbone, "num_classes": num_classes,
-                    "in_channels": 3, "weights": self.weights}
+                    "in_channels": 3, "weights": self.weights, "input_scale": self.input_scale}
         if self.arch == "resunet":
             return {"kind": "segmenter", "arch": "resunet", "num_classes": num_classes,
                     "in_channels": 3, "base_width": self.base_width}
@@ -111,6 +112,7 @@ NON_NEGATIVE = {"weight_decay", "warmup_epochs", "min_lr_ratio", "clip_grad_norm
                 "patience", "warmup_frozen_epochs", "backbone_lr_scale", "brightness", "contrast", "shift",
                 "max_pos_weight", "dice_weight", "workers", "threads", "seed"}
 PROBABILITIES = {"defect_crop_prob", "hflip", "vflip", "threshold"}
+FRACTIONS = {"input_scale"}  # within (0, 1]
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
@@ -180,6 +182,8 @@ def coerce(key: str, value: Any, *, where: Path | str | None = None) -> Any:
         raise bad("must be >= 0")
     if key in PROBABILITIES and not 0.0 <= out <= 1.0:
         raise bad("must be within 0..1")
+    if key in FRACTIONS and not 0.0 < out <= 1.0:
+        raise bad("must be within (0, 1]")
     if key == "val_fraction" and not 0.0 < out < 1.0:
         raise bad("must be within (0, 1)")
     return out
