@@ -21,11 +21,12 @@ browser:
 	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1) \
 	  || echo "note: chromium not installed; browser tests will be skipped"; }
 
+# Two test processes, one thread each: more threads than cores makes OpenMP spin, not work.
 test: setup browser
-	$(PY) -m pytest -n 2 --timeout 900 tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --timeout 900 tests
 
 test-fast: setup
-	$(PY) -m pytest -n 2 -m "not slow" tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "not slow" tests
 
 demo: setup
 	$(VENV)/bin/steelscan demo

@@ -114,7 +114,7 @@ def _fit(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, ranks: d
     main = ranks.is_main
     device = resolve_device(cfg.device, ranks.local_rank)
     precision = resolve_precision(cfg.precision, device)
-    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // ranks.local_world))
+    torch.set_num_threads(cfg.threads or default_threads(ranks.local_world))
     segmenter = cfg.kind == "segmenter"
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
@@ -439,6 +439,15 @@ def pixel_fraction(data: KaggleDataset, sizes: list[tuple[int, int]], weights: n
             if 1 <= c <= data.num_classes and rle:
                 frac[i, c - 1] = rle_area(rle, h, wd) / (h * wd)
     return (w[:, None] * frac).sum(0)
+
+
+def default_threads(processes: int) -> int:
+    """Threads per process when not set: OMP_NUM_THREADS if the environment sets it (e.g. a
+    test runner that already runs one process per core), else the cores shared evenly."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 1) // processes)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
