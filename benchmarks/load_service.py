@@ -65,10 +65,12 @@ def phase(url: str, payloads: list[bytes], clients: int, requests: int, seconds:
                     i = sent[0]
                     sent[0] += 1
                 t0 = time.perf_counter()
+                retry_after = 0.0
                 try:
                     r = http.post(url + "/v1/inspect", files={"file": (f"frame_{i}.jpg", payloads[i % len(payloads)],
                                                                         "image/jpeg")})
                     status = r.status_code
+                    retry_after = float(r.headers.get("retry-after", 0) or 0)
                 except httpx.HTTPError as e:
                     status = f"error:{e.__class__.__name__}"
                 dt = (time.perf_counter() - t0) * 1000
@@ -76,8 +78,8 @@ def phase(url: str, payloads: list[bytes], clients: int, requests: int, seconds:
                     statuses[status] += 1
                     if status == 200:
                         latencies.append(dt)
-                if status == 503:
-                    time.sleep(0.05)
+                if status == 503:  # a polite client waits as told
+                    time.sleep(retry_after)
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
