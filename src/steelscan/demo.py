@@ -43,13 +43,14 @@ class DemoConfig:
     # classifier
     cls_backbone: str = "resnet18"
     cls_weights: str = "none"
-    cls_epochs: int = 8
+    cls_input_scale: float = 0.5     # the classifier sees the frame at half resolution (quarter cost)
+    cls_epochs: int = 12
     cls_batch_size: int = 16
     cls_lr: float = 1e-3
     # segmenter
     seg_base_width: int = 8
     seg_crop: str = "128x256"
-    seg_epochs: int = 10
+    seg_epochs: int = 12
     seg_batch_size: int = 16
     seg_lr: float = 3e-3
     # export and benchmark
@@ -62,7 +63,8 @@ class DemoConfig:
                   "--workers", str(self.workers), "--val-fraction", str(self.val_fraction)]
         if kind == "classifier":
             return ["train", "classifier", *common, "--backbone", self.cls_backbone,
-                    "--weights", self.cls_weights, "--epochs", str(self.cls_epochs),
+                    "--weights", self.cls_weights, "--input-scale", str(self.cls_input_scale),
+                    "--epochs", str(self.cls_epochs),
                     "--batch-size", str(self.cls_batch_size), "--lr", str(self.cls_lr), "--crop", "full"]
         return ["train", "segmenter", *common, "--arch", "resunet", "--base-width", str(self.seg_base_width),
                 "--crop", self.seg_crop, "--epochs", str(self.seg_epochs),
