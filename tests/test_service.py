@@ -12,22 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from conftest import DarkSpotSegmenter
 from steelscan.inference.cascade import Inspector
 from steelscan.inference.thresholds import Thresholds
 from steelscan.rle import decode_rle
 from steelscan.service.app import create_app
-
-
-class DarkSpotSegmenter:
-    """A deterministic segmenter (Runner protocol): class 3 where the frame is dark."""
-
-    kind, num_classes, in_channels = "segmenter", 4, 3
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        grey = batch.mean(axis=1)
-        out = np.full((batch.shape[0], 4, *grey.shape[1:]), 0.05, np.float32)
-        out[:, 2] = np.where(grey < 0.2, 0.95, 0.05)
-        return out
 
 
 def frame(dark: bool = True, h: int = 64, w: int = 256) -> np.ndarray:

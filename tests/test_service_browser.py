@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import DarkSpotSegmenter
 from steelscan.inference.cascade import Inspector
 from steelscan.inference.thresholds import Thresholds
 from steelscan.service.app import create_app
@@ -27,19 +28,6 @@ pytestmark = [
 ]
 
 
-class DarkSpotSegmenter:
-    """Deterministic segmenter: class 3 where the frame is dark, class 1 where it is bright."""
-
-    kind, num_classes, in_channels = "segmenter", 4, 3
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        grey = batch.mean(axis=1)
-        out = np.full((batch.shape[0], 4, *grey.shape[1:]), 0.05, np.float32)
-        out[:, 2] = np.where(grey < 0.2, 0.95, 0.05)
-        out[:, 0] = np.where(grey > 0.9, 0.9, 0.05)
-        return out
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,7 +38,7 @@ def free_port() -> int:
 def server(tmp_path):
     import uvicorn
 
-    inspector = Inspector(None, DarkSpotSegmenter(), Thresholds.defaults(4), batch_size=1)
+    inspector = Inspector(None, DarkSpotSegmenter(bright_class_1=True), Thresholds.defaults(4), batch_size=1)
     app = create_app(inspector=inspector, db_path=tmp_path / "db.sqlite", model_name="dark-spot")
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
