@@ -22,6 +22,8 @@ def add_model_arguments(p: argparse.ArgumentParser, *, require_images: bool = Tr
                    "default: the bundle's, else 0.5 / 0.5 / 0 / 0 for every class")
     g.add_argument("--engine", choices=("torch", "onnx", "onnx-int8"), default="torch",
                    help="inference engine (onnx engines need --model)")
+    g.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation (default: the bundle's setting; off for run folders)")
     r = p.add_argument_group("runtime")
     r.add_argument("--batch-size", type=int, default=8, metavar="N", help="images (tiles) per batch")
     r.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
@@ -59,7 +61,7 @@ def build_inspector(args):
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 16 pixels, got {v}")
     cascade = load_cascade(args.classifier, args.segmenter, model=args.model, thresholds_path=args.thresholds,
                            engine=args.engine, device=args.device, precision=args.precision,
-                           threads=args.threads)
+                           threads=args.threads, tta=args.tta)
     tile_h, tile_w = default_tile(cascade.segmenter_config)
     tile = (args.tile_height or tile_h, args.tile_width or tile_w)
     inspector = Inspector(cascade.classifier, cascade.segmenter, cascade.thresholds, cascade.class_names,

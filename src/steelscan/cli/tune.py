@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--threads", type=int, default=None, metavar="N")
+    p.add_argument("--tta", action="store_true",
+                   help="tune for flip test-time augmentation (bundle it with the same setting)")
     p.add_argument("--tile-width", type=int, default=None, metavar="W")
     p.add_argument("--tile-height", type=int, default=None, metavar="H")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -54,7 +56,7 @@ def run(args) -> int:
     dataset = open_dataset(args.data)
     ids = split_ids(args.split, seg_cfg, cls_cfg, [r.image_id for r in dataset.records])
     cascade = load_cascade(args.classifier, args.segmenter, device=args.device, precision=args.precision,
-                           threads=args.threads)
+                           threads=args.threads, tta=args.tta)
     tile_h, tile_w = default_tile(cascade.segmenter_config)
     tile = (args.tile_height or tile_h, args.tile_width or tile_w)
     tiling = Tiling(tile, (min(32, tile[0] // 4), min(200, tile[1] // 4)))

@@ -79,7 +79,8 @@ def read_run(run_dir: str | Path, kind: str) -> tuple[dict, Path]:
 
 
 def write_bundle(out_dir: str | Path, classifier_run: str | Path | None, segmenter_run: str | Path,
-                 thresholds: Thresholds | str | Path | None = None, name: str | None = None) -> dict:
+                 thresholds: Thresholds | str | Path | None = None, name: str | None = None,
+                 tta: bool = False) -> dict:
     """Copy the runs' weights and configs and the thresholds into `out_dir` and write
     manifest.json (PyTorch-only until ONNX files are added). Returns the manifest."""
     out = Path(out_dir)
@@ -89,7 +90,7 @@ def write_bundle(out_dir: str | Path, classifier_run: str | Path | None, segment
     class_names = list(seg_config.get("class_names") or [f"class_{i}" for i in range(1, num_classes + 1)])
     manifest: dict = {"format": FORMAT, "name": name or out.name, "num_classes": num_classes,
                       "class_names": class_names, "classifier": None, "segmenter": None,
-                      "thresholds": THRESHOLDS_FILE}
+                      "thresholds": THRESHOLDS_FILE, "tta": bool(tta)}
     runs = {"segmenter": (seg_config, seg_weights)}
     if classifier_run is not None:
         runs["classifier"] = read_run(classifier_run, "classifier")
@@ -160,7 +161,7 @@ def _onnx_runner(model_dir: Path, role: str, entry: dict, engine: str, threads: 
 
 
 def load_bundle(name_or_dir: str | Path, engine: str = "torch", precision: str = "fp32",
-                threads: int | None = None, device: str = "cpu"):
+                threads: int | None = None, device: str = "cpu", tta: bool | None = None):
     """Load a bundle's runners: (classifier Runner | None, segmenter Runner, Thresholds, manifest).
 
     engine: "torch" (precision fp32 | bf16, bf16 runs channels-last), "onnx" (fp32) or
@@ -187,4 +188,7 @@ def load_bundle(name_or_dir: str | Path, engine: str = "torch", precision: str =
     thresholds = load_thresholds(model_dir / manifest.get("thresholds", THRESHOLDS_FILE),
                                  int(manifest["num_classes"]), manifest.get("class_names"))
     manifest = {**manifest, "path": str(model_dir)}
-    return runners["classifier"], runners["segmenter"], thresholds, manifest
+    from ..inference.runners import with_tta
+    use_tta = bool(manifest.get("tta", False)) if tta is None else tta  # its thresholds were tuned so
+    return (with_tta(runners["classifier"], use_tta), with_tta(runners["segmenter"], use_tta),
+            thresholds, manifest)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, ModelError
-from .runners import Runner, run_config, runner_from_run
+from .runners import Runner, run_config, runner_from_run, with_tta
 from .thresholds import Thresholds, load_thresholds
 from .tiling import DEFAULT_TILE
 
@@ -55,8 +55,9 @@ def check_runs(classifier_run: str | Path | None, segmenter_run: str | Path) -> 
 def load_cascade(classifier_run: str | Path | None = None, segmenter_run: str | Path | None = None, *,
                  model: str | None = None, thresholds_path: str | Path | None = None,
                  engine: str = "torch", device: str = "cpu", precision: str = "fp32",
-                 threads: int | None = None) -> Cascade:
+                 threads: int | None = None, tta: bool | None = None) -> Cascade:
     """Two run folders (classifier optional) or one bundle (`model`, a name or folder).
+    tta: flip test-time augmentation (None: the bundle's own setting; off for run folders).
 
     Every mismatch (class count, channels, thresholds) raises before weights load."""
     if threads:
@@ -65,7 +66,7 @@ def load_cascade(classifier_run: str | Path | None = None, segmenter_run: str | 
     if model is not None:
         if classifier_run or segmenter_run:
             raise ConfigError("give either --model or --classifier/--segmenter, not both")
-        return _load_bundle(model, thresholds_path, engine, device, precision, threads)
+        return _load_bundle(model, thresholds_path, engine, device, precision, threads, tta)
     if segmenter_run is None:
         raise ConfigError("a segmenter is needed: --segmenter RUN_DIR or --model NAME_OR_DIR")
     if engine != "torch":
@@ -78,13 +79,15 @@ def load_cascade(classifier_run: str | Path | None = None, segmenter_run: str | 
     classifier = None
     if classifier_run is not None:
         classifier, cls_cfg = runner_from_run(classifier_run, "classifier", device, precision)
+    classifier, segmenter = with_tta(classifier, bool(tta)), with_tta(segmenter, bool(tta))
     settings = {"classifier": str(classifier_run) if classifier_run else None,
                 "segmenter": str(segmenter_run), "thresholds": thresholds.source,
-                "engine": engine, "device": device, "precision": precision, "threads": threads}
+                "engine": engine, "device": device, "precision": precision, "threads": threads,
+                "tta": bool(tta)}
     return Cascade(classifier, segmenter, thresholds, names, settings, seg_cfg, cls_cfg)
 
 
-def _load_bundle(model: str, thresholds_path, engine, device, precision, threads) -> Cascade:
+def _load_bundle(model: str, thresholds_path, engine, device, precision, threads, tta) -> Cascade:
     if thresholds_path is not None:
         Thresholds.load(thresholds_path)  # a malformed file stops us before any weights load
     try:
@@ -92,7 +95,7 @@ def _load_bundle(model: str, thresholds_path, engine, device, precision, threads
     except ModuleNotFoundError as e:
         raise ConfigError(f"--model needs steelscan.export.bundle, which is not available ({e})") from None
     classifier, segmenter, thresholds, manifest = load_bundle(model, engine=engine, precision=precision,
-                                                              threads=threads, device=device)
+                                                              threads=threads, device=device, tta=tta)
     names = list(manifest.get("class_names") or thresholds.class_names)
     if thresholds_path is not None:
         thresholds = load_thresholds(thresholds_path, len(names), names)
@@ -105,7 +108,8 @@ def _load_bundle(model: str, thresholds_path, engine, device, precision, threads
                 if not hasattr(runner, attr):
                     setattr(runner, attr, value)
     settings = {"model": model, "bundle": manifest.get("name"), "thresholds": thresholds.source,
-                "engine": engine, "device": device, "precision": precision, "threads": threads}
+                "engine": engine, "device": device, "precision": precision, "threads": threads,
+                "tta": bool(manifest.get("tta", False)) if tta is None else tta}
     return Cascade(classifier, segmenter, thresholds, names, settings, seg_cfg, cls_cfg)
 
 

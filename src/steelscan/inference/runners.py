@@ -102,3 +102,40 @@ def runner_from_run(run_dir: str | Path, expected_kind: str, device: str = "cpu"
                          num_classes=int(config.get("num_classes", spec.get("num_classes", 0))),
                          in_channels=int(spec.get("in_channels", 3)))
     return runner, config
+
+
+FLIPS = ("hflip", "vflip")
+
+
+class FlipTTA:
+    """Test-time augmentation around any Runner: the mean of its probabilities on the batch
+    and on its horizontal / vertical mirror images (segmenter maps are mirrored back first).
+    Costs one extra model call per flip; defects have no preferred direction on strip, so
+    the average is a better estimate than any single view."""
+
+    def __init__(self, runner: Runner, flips: tuple[str, ...] = FLIPS) -> None:
+        unknown = [f for f in flips if f not in FLIPS]
+        if unknown:
+            raise ModelError(f"unknown test-time flip {unknown[0]!r} (choose from {', '.join(FLIPS)})",
+                             field="tta")
+        self.runner = runner
+        self.flips = tuple(flips)
+
+    def __getattr__(self, name: str):
+        # kind / num_classes / in_channels and the like are the wrapped runner's
+        if name == "runner":
+            raise AttributeError(name)
+        return getattr(self.runner, name)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        total = self.runner(batch).astype(np.float32, copy=True)
+        for flip in self.flips:
+            axis = -1 if flip == "hflip" else -2
+            out = self.runner(np.ascontiguousarray(np.flip(batch, axis=axis)))
+            total += np.flip(out, axis=axis) if out.ndim == 4 else out
+        return total / (1 + len(self.flips))
+
+
+def with_tta(runner: Runner | None, tta: bool) -> Runner | None:
+    """`runner` wrapped in FlipTTA when `tta`, as it is otherwise (None stays None)."""
+    return FlipTTA(runner) if (tta and runner is not None) else runner
