@@ -51,7 +51,7 @@ class DemoConfig:
     # segmenter
     seg_base_width: int = 8
     seg_crop: str = "128x256"
-    seg_epochs: int = 16
+    seg_epochs: int = 20
     seg_batch_size: int = 16
     seg_lr: float = 3e-3
     # export and benchmark
