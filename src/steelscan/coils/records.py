@@ -1,0 +1,98 @@
+"""What the line runner hands the defect database: plain records in coil coordinates.
+
+Coordinates (see steelscan.geometry): metres along the strip from the coil head (`*_m`),
+millimetres across from the drive-side strip edge (`across_*_mm`). Surfaces are "top" and
+"bottom"; `camera_id` names the camera (one per surface for now, several across later).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+SURFACES = ("top", "bottom")
+
+
+@dataclass
+class CoilInfo:
+    """Level-2 data of one coil (all optional but the id)."""
+
+    coil_id: str
+    line_id: str | None = None
+    grade: str | None = None
+    width_mm: float | None = None
+    thickness_mm: float | None = None
+    length_m: float | None = None
+    order: str | None = None
+    customer: str | None = None
+    exposed_surface: str | None = None  # "top" | "bottom"
+
+
+@dataclass
+class DefectRecord:
+    """One physical defect (merged across frames)."""
+
+    coil_id: str
+    surface: str
+    camera_id: str
+    class_id: int            # 1-based
+    class_name: str
+    score: float             # 0..1
+    start_m: float
+    end_m: float
+    across_start_mm: float
+    across_end_mm: float
+    length_mm: float
+    width_mm: float
+    area_mm2: float
+    frames: list[str] = field(default_factory=list)   # frame files the defect was seen in
+    crop_png: bytes | None = None                     # image crop around the defect
+    model_name: str | None = None
+    model_version: str | None = None
+    model_sha256: str | None = None
+
+
+@dataclass
+class UninspectedRecord:
+    """A length of one surface that was not inspected, and why ("missing", "unreadable",
+    "wrong_size", "duplicate", "behind", ...)."""
+
+    coil_id: str
+    surface: str
+    camera_id: str
+    start_m: float
+    end_m: float
+    reason: str
+    detail: str | None = None
+
+
+@dataclass
+class SurfaceSummary:
+    """One surface of one coil when the runner closes it."""
+
+    coil_id: str
+    surface: str
+    camera_id: str
+    frames: int
+    inspected_m: float
+    end_m: float
+    strip_width_mm_min: float | None = None
+    strip_width_mm_median: float | None = None
+    strip_width_mm_max: float | None = None
+
+
+class DefectSink(Protocol):
+    """Where the runner writes. The database store implements it with a background writer
+    that batches inserts: none of these calls waits on the database."""
+
+    def upsert_coil(self, coil: CoilInfo) -> None: ...
+
+    def add_defects(self, defects: Sequence[DefectRecord]) -> None: ...
+
+    def add_uninspected(self, spans: Sequence[UninspectedRecord]) -> None: ...
+
+    def close_surface(self, summary: SurfaceSummary) -> None: ...
+
+    def flush(self) -> None: ...   # block until everything handed over is stored
+
+    def close(self) -> None: ...
