@@ -280,7 +280,7 @@ def test_kolektor_like_zero_one_with_a_stray_value_is_binary(tmp_path, capsys):
     rc, out, err = _cli(capsys, "--images", kos, "--mask-pattern", "{stem}_label.bmp", "--classes", "1",
                         "--out", tmp_path / "o3")
     assert rc == 0 and "imported 4 images (1 clean)" in out
-    assert "mask mode: binary (0/1, non-zero is defect)" in out and "2: 1 px" in out
+    assert "mask mode: binary, 0/1 masks, non-zero is defect (" in out and "2: 1 px" in out
     assert f"{kos / 'Part3_label.bmp'}: 2" in out  # the stray file is named
 
 

@@ -74,9 +74,9 @@ def _print_summary(s) -> None:
     verb = "dry run: would import" if s.dry_run else "imported"
     where = f" into {s.out_dir}" if s.out_dir is not None else ""
     print(f"{verb} {s.n_images} images ({s.n_clean} clean){where}: {s.num_classes} class(es)")
-    rule = {"index": "class indices", "0/1": "0/1, non-zero is defect", "nonzero": "non-zero is defect",
-            "threshold": f"0..255, defect where value >= {s.mode.threshold}"}[s.mode.rule]
-    print(f"mask mode: {s.mode.kind} ({rule}): {s.mode.reason}")
+    rule = {"index": "value k is class k", "0/1": "0/1 masks, non-zero is defect", "nonzero": "non-zero is defect",
+            "threshold": f"0..255 masks, defect where value >= {s.mode.threshold}"}[s.mode.rule]
+    print(f"mask mode: {s.mode.kind}, {rule} ({s.mode.reason})")
     print(f"mask values: {format_values(s.values) if s.values else 'no masks'}")
     print(f"  {'class':<16}{'images':>8}{'defect px':>14}")
     for name, n in s.images_per_class.items():

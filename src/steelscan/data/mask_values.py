@@ -101,33 +101,31 @@ def decide_mask_mode(values: dict[int, int], num_classes: int, *, requested: str
         if one_class_per_file:
             raise DatasetError("--mask-mode index needs class-index masks, not one folder per class "
                                "(--class-from-folder)")
-        return MaskMode("index", "index", threshold, f"asked for: value k is class k (0..{num_classes})")
+        return MaskMode("index", "index", threshold, f"--mask-mode index, {num_classes} class(es)")
     if not one_class_per_file and num_classes > 1:
         if requested == "binary":
             raise DatasetError(f"--mask-mode binary gives one class per mask, but there are {num_classes} "
                                f"classes: use --classes 1, or --class-from-folder")
-        return MaskMode("index", "index", threshold, f"{num_classes} classes: value k is class k")
+        return MaskMode("index", "index", threshold, f"{num_classes} classes")
 
-    how = "asked for" if requested == "binary" else "one class per mask"
+    how = "--mask-mode binary" if requested == "binary" else "one class per mask"
     nonzero = {v: n for v, n in values.items() if v}
     total = sum(nonzero.values())
     top = max(nonzero, default=0)
     share1 = nonzero.get(1, 0) / total if total else 1.0
     if top <= 1:
-        return MaskMode("binary", "0/1", threshold, f"{how}; values 0/1: non-zero is defect")
+        return MaskMode("binary", "0/1", threshold, f"{how}, values 0/1")
     if share1 >= STRAY_SHARE:
         strays = ", ".join(str(v) for v in sorted(nonzero) if v > 1)
-        return MaskMode("binary", "0/1", threshold,
-                        f"{how}; value 1 holds {share1:.2%} of the non-zero pixels: 0/1 masks, non-zero is "
-                        f"defect (stray values {strays} count as defect)")
+        return MaskMode("binary", "0/1", threshold, f"{how}; value 1 holds {share1:.2%} of the non-zero pixels, "
+                                                    f"so the other values ({strays}) are strays")
     if top < threshold:
         if requested == "auto" and not one_class_per_file and top <= INDEX_LIKE_MAX:
             raise DatasetError(f"mask values reach only {top} ({format_values(nonzero)}): they look like "
                                f"class indices, not binary masks; pass --classes {top}, or --mask-mode binary "
                                f"to count every non-zero value as a defect")
-        return MaskMode("binary", "nonzero", threshold,
-                        f"{how}; every value is below the threshold {threshold}: non-zero is defect")
+        return MaskMode("binary", "nonzero", threshold, f"{how}; every value is below the threshold {threshold}")
     halo = sum(n for v, n in nonzero.items() if v < threshold)
     return MaskMode("binary", "threshold", threshold,
-                    f"{how}; values up to {top}: defect where value >= {threshold} ({halo:,} pixels with "
-                    f"0 < value < {threshold}, anti-aliased edges, stay background)")
+                    f"{how}, values up to {top}; {halo:,} pixels with 0 < value < {threshold} "
+                    f"(anti-aliased edges) stay background")
