@@ -38,6 +38,7 @@ LABELS_FILE = "labels.txt"
 IGNORED_LABELS = ("__ignore__", "_background_", "others")
 MISSING_MASK_CHOICES = ("error", "clean")
 DEFAULT_THRESHOLD = 128
+CACHE_BYTES = 512 * 2**20  # masks read in pass 1 are kept up to this size, so pass 2 need not read them again
 
 
 class MaskImportError(DatasetError):
@@ -157,9 +158,21 @@ def plan_import(images_dir: str | Path, masks_dir: str | Path | None = None, *, 
 
 @dataclass
 class _MaskScan:
-    """Pass 1 over the masks: each readable mask's values (file -> value -> pixels)."""
+    """Pass 1 over the masks: each readable mask's values (file -> value -> pixels), and the
+    masks themselves while they fit in CACHE_BYTES."""
 
     values: dict[Path, dict[int, int]] = field(default_factory=dict)
+    cache: dict[Path, np.ndarray] = field(default_factory=dict)
+    cached_bytes: int = 0
+
+    def keep(self, path: Path, mask: np.ndarray) -> None:
+        if self.cached_bytes + mask.nbytes <= CACHE_BYTES:
+            self.cache[path] = mask
+            self.cached_bytes += mask.nbytes
+
+    def read(self, path: Path, image: Path) -> np.ndarray:
+        mask = self.cache.pop(path, None)
+        return mask if mask is not None else _read_sized_mask(path, image)
 
     def histogram(self) -> dict[int, int]:
         total: dict[int, int] = {}
@@ -190,7 +203,9 @@ def _scan_masks(pairs: list[MaskPair], problems: list[str], progress: bool) -> _
     files = [(path, p.image) for p in pairs for path in p.masks.values()]
     for path, image in tqdm(files, desc="reading masks", unit="mask", disable=_quiet(progress, len(files))):
         try:
-            scan.values[path] = value_counts(_read_sized_mask(path, image))
+            mask = _read_sized_mask(path, image)
+            scan.values[path] = value_counts(mask)
+            scan.keep(path, mask)
         except Exception as e:  # noqa: BLE001 - collected, reported together
             problems.append(_problem(e, path))
     return scan
@@ -214,11 +229,11 @@ def _pair_classes(plan: ImportPlan, mode: MaskMode, pair: MaskPair, scan: _MaskS
     return present, pixels
 
 
-def _pair_masks_array(plan: ImportPlan, mode: MaskMode, pair: MaskPair) -> np.ndarray:
+def _pair_masks_array(plan: ImportPlan, mode: MaskMode, pair: MaskPair, scan: _MaskScan) -> np.ndarray:
     """(C, H, W) uint8 0/1 masks of one image, from its mask file(s)."""
     out = None
     for key, path in pair.masks.items():
-        labels = mode.labels(_read_sized_mask(path, pair.image))
+        labels = mode.labels(scan.read(path, pair.image))
         if out is None:
             out = np.zeros((plan.num_classes, *labels.shape), np.uint8)
         if key is None:
@@ -228,13 +243,14 @@ def _pair_masks_array(plan: ImportPlan, mode: MaskMode, pair: MaskPair) -> np.nd
     return out
 
 
-def _label_rows(plan: ImportPlan, mode: MaskMode, pairs: list[MaskPair], progress: bool) -> list[tuple[str, int, str]]:
+def _label_rows(plan: ImportPlan, mode: MaskMode, pairs: list[MaskPair], scan: _MaskScan,
+                progress: bool) -> list[tuple[str, int, str]]:
     """Pass 2: one (ImageId, ClassId, RLE) row per image and class with a defect."""
     from tqdm import tqdm
 
     rows: list[tuple[str, int, str]] = []
     for pair in tqdm(pairs, desc="encoding", unit="img", disable=_quiet(progress, len(pairs))):
-        per = _pair_masks_array(plan, mode, pair)
+        per = _pair_masks_array(plan, mode, pair, scan)
         present = per.reshape(plan.num_classes, -1).any(axis=1)
         rows += [(pair.image.name, int(c) + 1, encode_rle(per[c])) for c in np.flatnonzero(present)]
     return rows
@@ -304,7 +320,7 @@ def import_masks(images_dir: str | Path, masks_dir: str | Path | None, out_dir: 
     if dry_run:
         return summary
 
-    rows = _label_rows(plan, mode, [p for p in pairing.pairs if p.masks], progress)
+    rows = _label_rows(plan, mode, [p for p in pairing.pairs if p.masks], scan, progress)
     # Plain copies (no per-file fsync: 10x faster on thousands of files); the dataset becomes
     # valid only when train.csv, written atomically last, appears.
     (out_dir / "train_images").mkdir(parents=True, exist_ok=True)
