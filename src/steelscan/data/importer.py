@@ -297,8 +297,14 @@ def import_masks(images_dir: str | Path, masks_dir: str | Path | None, out_dir: 
 
     scan = _scan_masks(pairing.pairs, problems, progress)
     histogram = scan.histogram()
-    mode = decide_mask_mode(histogram, n_cls, requested=mask_mode, threshold=int(threshold),
-                            one_class_per_file=class_from_folder)
+    try:
+        mode = decide_mask_mode(histogram, n_cls, requested=mask_mode, threshold=int(threshold),
+                                one_class_per_file=class_from_folder)
+    except DatasetError as e:  # a dataset-level answer; with file problems too, show them all
+        if not problems:
+            raise
+        problems.insert(0, str(e))
+        raise MaskImportError(f"{len(problems)} problem(s), nothing written; first: {problems[0]}", problems) from None
     if mode.kind == "index":  # values above N: name every such file
         problems += [f"{path}: mask value {max(counts)} above the number of classes {n_cls} "
                      f"(values must be 0..{n_cls}; set --classes)"
