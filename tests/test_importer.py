@@ -388,3 +388,15 @@ def test_decide_mask_mode(values, classes, requested, rule):
     from steelscan.data.mask_values import decide_mask_mode
 
     assert decide_mask_mode(values, classes, requested=requested).rule == rule
+
+
+def test_bad_label_files_are_one_line_each(tmp_path, capsys):
+    kos = _kolektor(tmp_path / "kos")
+    Image.fromarray(np.zeros((H, W + 2), np.uint8)).save(kos / "Part1_label.bmp")
+    (kos / "Part2_label.bmp").write_bytes(b"BM not really a bitmap")
+    rc, out, err = _cli(capsys, "--images", kos, "--mask-pattern", "{stem}_label.bmp", "--out", tmp_path / "out")
+    lines = err.splitlines()
+    assert rc == 2 and not (tmp_path / "out").exists()
+    assert f"  {kos / 'Part1_label.bmp'}: mask is 20x32 but the image Part1.jpg is 20x30 (HxW)" in lines
+    assert any(line.startswith(f"  {kos / 'Part2_label.bmp'}: unreadable mask (") for line in lines)
+    assert lines[-1].startswith("steelscan import-masks: error: 2 problem(s), nothing written; first: ")
