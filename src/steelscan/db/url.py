@@ -30,7 +30,7 @@ def database_url(spec: str | Path | URL) -> URL:
             return URL.create("sqlite", database=str(path))
         try:
             url = make_url(text)
-        except ArgumentError:
+        except (ArgumentError, ValueError):
             raise DatabaseError(f"not a database URL: {masked_url(text)}", field="db") from None
     backend = url.get_backend_name()
     if backend == "postgres":  # the old Heroku-style spelling
@@ -51,7 +51,7 @@ def masked_url(url: str | URL) -> str:
         return url.render_as_string(hide_password=True)
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         # not parseable: hide anything between "://user:" and "@"
         head, sep, rest = url.partition("://")
         if sep and "@" in rest and ":" in rest.split("@", 1)[0]:
