@@ -113,3 +113,61 @@ def postgres_url(postgres_server: str) -> str:
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+
+
+# --- coils in the defect database ------------------------------------------------------------
+def _png(rng: np.random.Generator, h: int = 24, w: int = 48) -> bytes:
+    import io
+
+    from PIL import Image
+
+    a = rng.normal(128, 20, (h, w)).clip(0, 255).astype(np.uint8)
+    a[h // 3: 2 * h // 3, w // 4: 3 * w // 4] //= 3
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def make_coil_records(coil_id: str = "C1", n: int = 40, seed: int = 0, length_m: float = 20.0,
+                      width_mm: float = 1200.0, surfaces: tuple[str, ...] = ("top", "bottom")):
+    """Deterministic records of one coil for the database tests: (CoilInfo, defects, uninspected,
+    surface summaries). Every 4th defect has no crop; classes 1..4; some long scratches."""
+    from steelscan.coils.records import CoilInfo, DefectRecord, SurfaceSummary, UninspectedRecord
+
+    rng = np.random.default_rng(seed)
+    names = {1: "pits", 2: "inclusion", 3: "scratches", 4: "patches"}
+    coil = CoilInfo(coil_id, line_id="L2", grade="DX51D", width_mm=width_mm, thickness_mm=0.7, length_m=length_m,
+                    order="O-1", customer="ACME <&> Co", exposed_surface="top")
+    defects = []
+    for i in range(n):
+        surface = surfaces[i % len(surfaces)]
+        c = int(rng.integers(1, 5))
+        start = float(rng.uniform(0, length_m - 1.5))
+        length = float(rng.uniform(200, 1400)) if c == 3 else float(rng.uniform(3, 60))
+        a0, w = float(rng.uniform(0, width_mm - 80)), float(rng.uniform(2, 70))
+        defects.append(DefectRecord(
+            coil_id, surface, f"cam-{surface}", c, names[c], round(float(rng.uniform(0.5, 1)), 4), start,
+            start + length / 1000, a0, a0 + w, length, w, round(length * w * 0.7, 3), [f"{surface}_{i:04d}.png"],
+            None if i % 4 == 0 else _png(rng), "tiny-strip", "0.1.0", f"{i:064x}"))
+    spans = [UninspectedRecord(coil_id, surfaces[0], f"cam-{surfaces[0]}", 5.0, 6.25, "missing"),
+             UninspectedRecord(coil_id, surfaces[-1], f"cam-{surfaces[-1]}", 0.0, 0.5, "unreadable", "x.png")]
+    summaries = [SurfaceSummary(coil_id, s, f"cam-{s}", 80, length_m - 1.25, length_m, 1190.0, 1200.5, 1211.0)
+                 for s in surfaces]
+    return coil, defects, spans, summaries
+
+
+@pytest.fixture
+def coil_db(tmp_path):
+    """A SQLite file holding coil C1 (40 defects, both surfaces) and C2 (3 defects): its path."""
+    from steelscan.coils.store import CoilStore
+
+    path = tmp_path / "coils.db"
+    with CoilStore(path) as store:
+        for coil_id, n in (("C1", 40), ("C2", 3)):
+            coil, defects, spans, summaries = make_coil_records(coil_id, n, seed=len(coil_id) + n)
+            store.upsert_coil(coil)
+            store.add_defects(defects)
+            store.add_uninspected(spans)
+            for s in summaries:
+                store.close_surface(s)
+    return path

@@ -152,6 +152,7 @@ def across_figure(coil: dict, defects: Sequence[dict], path: str | Path) -> Path
         ax.set_xlim(0, width)
         ax.spines[["top", "right"]].set_visible(False)
     axes[0].set_ylabel("defects")
+    axes[0].yaxis.get_major_locator().set_params(integer=True)
     if classes:
         axes[1].legend(frameon=False, fontsize=9)
     fig.suptitle(f"Coil {coil['coil_id']} — defects across the width", x=0.07, y=1.04, ha="left", fontsize=11,

@@ -17,8 +17,8 @@ from typing import Sequence
 
 from sqlalchemy.exc import OperationalError
 
-from ..db import Database, open_database
-from ..db.database import unreachable
+from ..db import Database, masked_url, open_database
+from ..db.database import describe
 from ..errors import DatabaseError
 from . import queries, writes
 from .records import CoilInfo, DefectRecord, SurfaceSummary, UninspectedRecord
@@ -114,7 +114,7 @@ class CoilStore:
             e = self._error
             if isinstance(e, DatabaseError):
                 raise e
-            raise DatabaseError(f"the database writer failed: {unreachable(self.db.url, e).message}",
+            raise DatabaseError(f"writing to {masked_url(self.db.url)} failed: {describe(self.db.url, e)}",
                                 field="db") from e
 
     def _run(self) -> None:

@@ -78,13 +78,18 @@ def _postgres_engine(url: URL) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
 
 
-def unreachable(url: URL, error: BaseException) -> DatabaseError:
-    """A one-line DatabaseError for a database that does not answer; no password in it."""
+def describe(url: URL, error: BaseException) -> str:
+    """The driver's message of `error` on one line, without the password of `url`."""
     orig = getattr(error, "orig", None) or error
     reason = " ".join(str(orig).split()) or orig.__class__.__name__
     if url.password:
         reason = reason.replace(str(url.password), "***")
-    return DatabaseError(f"cannot use database {masked_url(url)}: {reason[:300]}", field="db")
+    return reason[:300]
+
+
+def unreachable(url: URL, error: BaseException) -> DatabaseError:
+    """A one-line DatabaseError for a database that does not answer; no password in it."""
+    return DatabaseError(f"cannot use database {masked_url(url)}: {describe(url, error)}", field="db")
 
 
 def open_database(spec: str | Path | URL, *, migrate: bool = True) -> Database:
