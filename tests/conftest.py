@@ -45,7 +45,16 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import uuid  # noqa: E402
 
-PG_BIN = Path(os.environ.get("STEELSCAN_PG_BIN", "/usr/lib/postgresql/15/bin"))
+def _pg_bin() -> Path:
+    """STEELSCAN_PG_BIN, else the newest Debian PostgreSQL (/usr/lib/postgresql/<major>/bin)."""
+    if os.environ.get("STEELSCAN_PG_BIN"):
+        return Path(os.environ["STEELSCAN_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]) if
+                   p.parts[-3].isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 PG_PASSWORD = "s3cret-pw"  # tests check it never shows in a message
 
 
@@ -113,6 +122,14 @@ def postgres_url(postgres_server: str) -> str:
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """Each test twice: a new SQLite file (tmp_path/coils.db), a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/coils.db"
+    return request.getfixturevalue("postgres_url")
 
 
 # --- coils in the defect database ------------------------------------------------------------

@@ -23,13 +23,6 @@ from steelscan.errors import DatabaseError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/coils.db"
-    return request.getfixturevalue("postgres_url")
-
-
 def _stored(store: CoilStore, coil_id: str) -> list[DefectRecord]:
     """The stored defects of a coil back as DefectRecords (crops included)."""
     rows = store.defects(coil_id)

@@ -64,19 +64,18 @@ def test_migrations_on_empty_postgres(postgres_url):
     db.dispose()
 
 
-def test_inspection_history_round_trip(tmp_path, postgres_url):
-    for spec in (tmp_path / "h.sqlite", postgres_url):
-        store = InspectionStore(spec)
-        result = {"verdict": "NG", "defects": [{"class_name": "scratches"}, {"class_name": "pits"}], "rles": {}}
-        first = store.add("a.png", result, 12.345)
-        second = store.add("b.png", {"verdict": "OK", "defects": []}, 3.0)
-        assert store.get(first["id"]) == first and store.get(second["id"]) == second
-        assert store.get(10**9) is None
-        items, total = store.list(limit=1)
-        assert total == 2 == store.count() and [i["id"] for i in items] == [second["id"]]
-        assert store.list()[0][1]["classes"] == ["pits", "scratches"]
-        assert store.list()[0][1]["created_at"] == first["created_at"]
-        store.close()
+def test_inspection_history_round_trip(db_url):
+    store = InspectionStore(db_url)
+    result = {"verdict": "NG", "defects": [{"class_name": "scratches"}, {"class_name": "pits"}], "rles": {}}
+    first = store.add("a.png", result, 12.345)
+    second = store.add("b.png", {"verdict": "OK", "defects": []}, 3.0)
+    assert store.get(first["id"]) == first and store.get(second["id"]) == second
+    assert store.get(10**9) is None
+    items, total = store.list(limit=1)
+    assert total == 2 == store.count() and [i["id"] for i in items] == [second["id"]]
+    assert store.list()[0][1]["classes"] == ["pits", "scratches"]
+    assert store.list()[0][1]["created_at"] == first["created_at"]
+    store.close()
 
 
 def test_pre_schema_history_is_adopted(tmp_path):
