@@ -46,17 +46,18 @@ class PeriodicConfig:
 
     min_period_m: float = 0.3       # generic search range (roll periods outside it are added)
     max_period_m: float = 8.0
-    tol_along_mm: float = 8.0       # along tolerance of one occurrence (jitter +-3 mm, fit error)
+    tol_along_mm: float = 8.0       # along tolerance while tracking (jitter +-3 mm, extrapolation)
+    fit_tol_mm: float = 4.0         # an occurrence lies within 1.5x this of the line through its neighbours
     band_mm: float = 30.0           # across distance between successive occurrences ...
     drift_mm_per_m: float = 6.0     # ... plus this much per metre between them (the mark wanders) ...
     max_band_mm: float = 100.0      # ... up to this
     max_gap_turns: int = 3          # seeds bridge up to this many turns (missed marks)
-    seed_turns: int = 3             # turns checked either side of a seed ...
-    seed_support: int = 4           # ... for this many occurrences (the pair included)
-    max_missing_turns: int = 8      # tracking stops after this many empty turns
+    seed_turns: int = 3             # turns checked either side of a seed for a third occurrence, then
+    seed_support: int = 4           # 2x that either side of the three for this many occurrences
+    max_missing_turns: int = 6      # tracking stops after this many empty turns
     fit_points: int = 12            # occurrences in the local period fit while tracking
     min_occurrences: int = 5        # the alarm rule: 5 detected occurrences ...
-    min_confidence: float = 0.99    # ... that random defects explain with probability < 1 %
+    min_confidence: float = 0.999   # ... that random defects explain with probability < 0.1 %
 
 
 @dataclass
@@ -116,26 +117,53 @@ def _seeds(s: np.ndarray, c: np.ndarray, cfg: PeriodicConfig, pmin: float, pmax:
         ii.append(i[ok]), jj.append(j[ok]), mm.append(np.full(int(ok.sum()), m)), pp.append(p[ok])
     i, j, m, p = (np.concatenate(a) for a in (ii, jj, mm, pp))
     tried = len(i)
-    support = np.full(len(i), 2)
     tol = cfg.tol_along_mm / 1000.0
     pair_err = 2 * cfg.tol_along_mm / 1000.0 * 0.75   # period error of a two-point estimate x m
     K = cfg.seed_turns
+    # stage 1: the pair's own period, +-K turns around it
+    support = np.full(len(i), 2)
+    t_far, s_far = np.zeros(len(i), int), np.zeros(len(i))
     for t in range(-K, cfg.max_gap_turns + K + 1):
         valid = (t != 0) & (t != m) & (t <= m + K)
-        if not valid.any():
-            continue
         dist = np.where(t < 0, -t, np.where(t > m, t - m, 0))
-        w = tol + dist * pair_err / m
-        pred = s[i] + t * p
-        first = np.searchsorted(s, pred - w, "left")
-        hit = np.zeros(len(i), bool)
-        for k in range(3):   # up to 3 defects inside the window (density <= a few per metre)
-            q = np.minimum(first + k, n - 1)
-            near_across = np.abs(c[q] - c[i]) <= _band(cfg, np.abs(pred - s[i]))
-            hit |= (first + k < n) & (np.abs(s[q] - pred) <= w) & near_across
+        hit, q = _hits(s, c, i, s[i] + t * p, tol + dist * pair_err / m, cfg)
+        hit &= valid
+        support += hit
+        far = hit & (abs(t - m / 2) >= np.abs(t_far - m / 2))
+        t_far[far], s_far[far] = t, s[q[far]]
+    keep = support >= 3
+    i, j, m, t_far, s_far = i[keep], j[keep], m[keep], t_far[keep], s_far[keep]
+    # stage 2: a line through the three, +-2K turns around them
+    tt = np.stack([np.zeros(len(i)), m, t_far], 1).astype(float)
+    xx = np.stack([s[i], s[j], s_far], 1)
+    tm, xm = tt.mean(1, keepdims=True), xx.mean(1, keepdims=True)
+    p = ((tt - tm) * (xx - xm)).sum(1) / ((tt - tm) ** 2).sum(1)
+    a0 = xm[:, 0] - p * tm[:, 0]
+    t_lo, t_hi = np.minimum(0, t_far), np.maximum(m, t_far)
+    span = t_hi - t_lo
+    support = np.zeros(len(i), int)
+    for t in range(-3 * K, cfg.max_gap_turns + 3 * K + 1):
+        valid = (t >= t_lo - 2 * K) & (t <= t_hi + 2 * K)
+        dist = np.maximum(np.maximum(t_lo - t, t - t_hi), 0)
+        hit, _ = _hits(s, c, i, a0 + t * p, tol + dist * pair_err / span, cfg)
         support += hit & valid
-    keep = support >= cfg.seed_support
+    keep = (support >= cfg.seed_support) & (p >= pmin) & (p <= pmax)
     return (i[keep], j[keep], m[keep], p[keep], support[keep]), tried
+
+
+def _hits(s: np.ndarray, c: np.ndarray, i: np.ndarray, pred: np.ndarray, w: np.ndarray, cfg: PeriodicConfig):
+    """Whether a defect lies within `w` (m) of each predicted position and within the band across
+    of defect i; (hit, index of that defect)."""
+    n = len(s)
+    first = np.searchsorted(s, pred - w, "left")
+    hit = np.zeros(len(i), bool)
+    found = np.zeros(len(i), int)
+    for k in range(3):   # up to 3 defects inside the window (density <= a few per metre)
+        q = np.minimum(first + k, n - 1)
+        ok = (first + k < n) & (np.abs(s[q] - pred) <= w) & (np.abs(c[q] - c[i]) <= _band(cfg, np.abs(pred - s[i])))
+        found = np.where(ok & ~hit, q, found)
+        hit |= ok
+    return hit, found
 
 
 # --- tracking ------------------------------------------------------------------------------------
@@ -215,7 +243,7 @@ def _submultiple(s: np.ndarray, c: np.ndarray, claimed: np.ndarray, occ: dict[in
 
 
 def _confidence(k: int, n_turns: int, lam_per_m: float, cfg: PeriodicConfig, tried: int) -> float:
-    p0 = min(1.0, lam_per_m * 2 * cfg.tol_along_mm / 1000.0)
+    p0 = min(1.0, lam_per_m * 2 * cfg.fit_tol_mm * 1.5 / 1000.0)
     if k < 3 or p0 <= 0:
         return 1.0 if (k >= 3 and p0 <= 0) else 0.0
     p_value = float(binom.sf(k - 3, max(n_turns - 2, 1), p0))  # P(X >= k - 2)
@@ -245,7 +273,7 @@ def find_in_surface(s: np.ndarray, c: np.ndarray, cls: np.ndarray, ids: np.ndarr
     s_list = s.tolist()
     claimed = np.zeros(len(s), bool)
     span_m = max(float(length_m or 0.0), float(s[-1] - s[0]), 1.0)
-    groups: list[np.ndarray] = []   # accepted sequences (defect indices, by position)
+    groups: list[tuple[np.ndarray, np.ndarray]] = []   # accepted sequences: (defect indices, turns)
     for q in order:
         i, j, m = int(si[q]), int(sj[q]), int(sm[q])
         if claimed[i] or claimed[j]:
@@ -257,31 +285,31 @@ def find_in_surface(s: np.ndarray, c: np.ndarray, cls: np.ndarray, ids: np.ndarr
                 break
             m *= k   # the seed bridged whole turns: the mark repeats k times as often
             occ = _track(s_list, c, claimed, i, j, m, cfg, float(s[0]), float(s[-1]))
-        idx = np.array([occ[t] for t in sorted(occ)])
+        turns = np.array(sorted(occ))
+        idx = np.array([occ[t] for t in turns])
+        idx, turns = _on_line(s, idx, turns, cfg)
         if len(idx) < 3:
             continue
-        g = _same_mark(s, c, idx, groups, cfg)
+        g = _same_mark(s, c, idx, turns, groups, cfg)
         if g is not None:   # a stretch the first track lost (fast drift, long gap): same mark
-            groups[g] = np.union1d(groups[g], idx)
+            groups[g] = _union(s, groups[g], idx)
             claimed[idx] = True
             continue
         if len(idx) < cfg.min_occurrences:
             continue
-        if _group_confidence(s, c, idx, cfg, span_m, tried) >= cfg.min_confidence:
+        if _group_confidence(s, c, idx, turns, cfg, span_m, tried) >= cfg.min_confidence:
             claimed[idx] = True
-            groups.append(idx)
+            groups.append((idx, turns))
     findings = []
-    for idx in groups:
-        conf = _group_confidence(s, c, idx, cfg, span_m, tried)
-        a, period = _fit_all(s[idx])
+    for idx, turns in groups:
+        conf = _group_confidence(s, c, idx, turns, cfg, span_m, tried)
+        a, period = _fit(turns.tolist(), s[idx].tolist())
         match = rolls.match(period, surface) if rolls is not None else None
-        k = len(idx)
-        turns = np.round((s[idx] - a) / period)
         findings.append(PeriodicFinding(
             coil_id=coil_id, surface=surface, class_ids=sorted({int(v) for v in cls[idx]}),
             period_m=round(period, 5), roll=match.roll if match else None,
             implied_diameter_mm=round(match.implied_diameter_mm if match else period * 1000 / math.pi, 2),
-            ambiguous_rolls=list(match.ambiguous_rolls) if match else [], occurrences=k,
+            ambiguous_rolls=list(match.ambiguous_rolls) if match else [], occurrences=len(idx),
             turns=int(turns[-1] - turns[0] + 1), first_m=round(float(s[idx[0]]), 4),
             last_m=round(float(s[idx[-1]]), 4), across_mm=round(float(np.median(c[idx])), 1),
             across_range_mm=[round(float(c[idx].min()), 1), round(float(c[idx].max()), 1)],
@@ -289,21 +317,49 @@ def find_in_surface(s: np.ndarray, c: np.ndarray, cls: np.ndarray, ids: np.ndarr
     return findings
 
 
-def _fit_all(pos: np.ndarray) -> tuple[float, float]:
-    """(a, period) of sorted positions of one mark: turn numbers from successive gaps, then a line."""
-    gaps = np.diff(pos)
-    p0 = float(np.min(gaps)) if len(gaps) else 1.0
-    p0 = float(np.median(gaps[gaps < 1.5 * p0])) if len(gaps) else p0
-    turns = np.round((pos - pos[0]) / p0)
-    return _fit(turns.tolist(), pos.tolist())
+def _local_residuals(turns: np.ndarray, pos: np.ndarray, half: int = 8) -> np.ndarray:
+    """Residual of each occurrence from a line fitted to it and its up-to-`half` neighbours on
+    either side, metres. Local, so a period that creeps along a long coil still fits."""
+    n = len(turns)
+    t = (turns - turns[0]).astype(float)
+    cs = [np.concatenate([[0.0], np.cumsum(v)]) for v in (np.ones(n), t, pos, t * t, t * pos)]
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) + half + 1, 0, n)
+    N, St, Sx, Stt, Stx = (c[hi] - c[lo] for c in cs)
+    den = N * Stt - St ** 2
+    slope = np.where(den > 0, (N * Stx - St * Sx) / np.where(den > 0, den, 1), 0.0)
+    inter = (Sx - slope * St) / np.maximum(N, 1)
+    return pos - (inter + slope * t)
 
 
-def _same_mark(s: np.ndarray, c: np.ndarray, idx: np.ndarray, groups: list[np.ndarray],
-               cfg: PeriodicConfig) -> int | None:
+def _on_line(s: np.ndarray, idx: np.ndarray, turns: np.ndarray, cfg: PeriodicConfig):
+    """Keep the occurrences within 1.5 x `fit_tol_mm` of the line through their neighbours."""
+    for _ in range(2):
+        if len(idx) < 4:
+            break
+        ok = np.abs(_local_residuals(turns, s[idx])) <= cfg.fit_tol_mm / 1000.0 * 1.5
+        if ok.all():
+            break
+        idx, turns = idx[ok], turns[ok]
+    return idx, turns
+
+
+def _union(s: np.ndarray, group: tuple[np.ndarray, np.ndarray], idx: np.ndarray):
+    gi, gt = group
+    a, period = _fit(gt.tolist(), s[gi].tolist())
+    turns = np.round((s[idx] - a) / period).astype(int)
+    new = ~np.isin(turns, gt)
+    allidx, allturns = np.concatenate([gi, idx[new]]), np.concatenate([gt, turns[new]])
+    order = np.argsort(allturns)
+    return allidx[order], allturns[order]
+
+
+def _same_mark(s: np.ndarray, c: np.ndarray, idx: np.ndarray, turns: np.ndarray,
+               groups: list[tuple[np.ndarray, np.ndarray]], cfg: PeriodicConfig) -> int | None:
     """The accepted group whose turn grid the new sequence lies on (same period, phase, across)."""
-    a_new, p_new = _fit_all(s[idx])
-    for g, gi in enumerate(groups):
-        a, period = _fit_all(s[gi])
+    _, p_new = _fit(turns.tolist(), s[idx].tolist())
+    for g, (gi, gt) in enumerate(groups):
+        a, period = _fit(gt.tolist(), s[gi].tolist())
         if abs(p_new / period - 1) > 0.01:
             continue
         r = (s[idx] - a) / period
@@ -314,10 +370,9 @@ def _same_mark(s: np.ndarray, c: np.ndarray, idx: np.ndarray, groups: list[np.nd
     return None
 
 
-def _group_confidence(s: np.ndarray, c: np.ndarray, idx: np.ndarray, cfg: PeriodicConfig, span_m: float,
-                      tried: int) -> float:
-    a, period = _fit_all(s[idx])
-    turns = np.round((s[idx] - a) / period)
+def _group_confidence(s: np.ndarray, c: np.ndarray, idx: np.ndarray, turns: np.ndarray, cfg: PeriodicConfig,
+                      span_m: float, tried: int) -> float:
+    _, period = _fit(turns.tolist(), s[idx].tolist())
     across = float(np.median(c[idx]))
     band = float(_band(cfg, period)) + float(np.ptp(c[idx])) / 2
     in_band = int((np.abs(c - across) <= band).sum()) - len(idx)
