@@ -1,8 +1,10 @@
-"""`steelscan coil list|show|export|report --db DB`: the coils in the defect database."""
+"""`steelscan coil list|show|export|report --db DB`: the coils in the defect database;
+`steelscan coil periodic|grade` work on plain files (see OFFLINE_ACTIONS)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -10,6 +12,8 @@ CSV_FIRST = ("coil_id", "surface", "class_id", "start_m", "end_m", "across_start
 CSV_REST = ("class_name", "score", "length_mm", "width_mm", "area_mm2", "camera_id", "frames", "model_name",
             "model_version", "model_sha256", "id", "pinned", "created_at")
 CSV_COLUMNS = CSV_FIRST + CSV_REST
+# `steelscan coil periodic|grade`: modules under steelscan.cli with register(subparsers)
+OFFLINE_ACTIONS = ["coil_periodic", "coil_grade"]
 
 
 def register(subparsers) -> None:
@@ -44,6 +48,8 @@ def register(subparsers) -> None:
     r.add_argument("--out", required=True, metavar="DIR")
     r.add_argument("--largest", type=int, default=12, metavar="N", help="largest defects shown with crops")
     p.set_defaults(func=run)
+    for name in OFFLINE_ACTIONS:   # actions on plain files, no database (each sets its own func)
+        importlib.import_module(f".{name}", __package__).register(sub)
 
 
 def open_existing(spec: str):

@@ -426,12 +426,16 @@ class PeriodicDetector:
         return self._cache
 
     def new_alarms(self) -> list[PeriodicFinding]:
-        """Findings that meet the alarm rule and were not alarmed before."""
+        """Findings that meet the alarm rule and were not alarmed before (the same mark: it shares
+        defects with an alarmed finding, or has its surface, period and across position)."""
         tol = self.rolls.tolerance if self.rolls else 0.01
         new = []
         for f in self.findings():
-            if not any(a.surface == f.surface and abs(a.period_m / f.period_m - 1) <= tol
-                       and abs(a.across_mm - f.across_mm) <= self.config.band_mm * 2 for a in self._alarmed):
+            ids = set(f.defect_ids)
+            if not any(a.surface == f.surface and (ids & set(a.defect_ids) or (
+                    abs(a.period_m / f.period_m - 1) <= tol
+                    and abs(a.across_mm - f.across_mm) <= self.config.max_band_mm)) for a in self._alarmed):
                 new.append(f)
-                self._alarmed.append(f)
+            self._alarmed = [a for a in self._alarmed if not (a.surface == f.surface and ids & set(a.defect_ids))]
+            self._alarmed.append(f)
         return new
