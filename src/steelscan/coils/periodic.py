@@ -403,8 +403,10 @@ class PeriodicDetector:
     alarm rule (`min_occurrences` detected occurrences at `min_confidence`); a mark keeps its
     alarm as it grows (same surface, period within the roll tolerance, across within the band)."""
 
-    def __init__(self, coil_id: str, rolls: RollTable | None = None, config: PeriodicConfig | None = None):
+    def __init__(self, coil_id: str, rolls: RollTable | None = None, config: PeriodicConfig | None = None,
+                 alarm_window_m: float = 200.0):
         self.coil_id, self.rolls, self.config = coil_id, rolls, config or PeriodicConfig()
+        self.alarm_window_m = alarm_window_m   # new_alarms looks at the last this-many metres only
         self._rows: list[tuple] = []
         self._cache: list[PeriodicFinding] | None = None
         self._alarmed: list[PeriodicFinding] = []
@@ -415,22 +417,29 @@ class PeriodicDetector:
                            len(self._rows) + 1 if defect_id is None else defect_id))
         self._cache = None
 
-    def findings(self) -> list[PeriodicFinding]:
+    def findings(self, since_m: float | None = None) -> list[PeriodicFinding]:
+        """Findings over the coil so far (or over the defects from `since_m` on)."""
+        if since_m is not None:
+            return self._analyse([r for r in self._rows if r[2] >= since_m])
         if self._cache is None:
-            if not self._rows:
-                return []
-            surface, cls, s, a0, a1, ids = zip(*self._rows)
-            dl = DefectList.from_arrays(surface=surface, class_id=cls, start_m=s, across_start_mm=a0,
-                                        across_end_mm=a1, coil_id=[self.coil_id] * len(s), ids=ids)
-            self._cache = find_periodic(dl, self.rolls, self.config)
+            self._cache = self._analyse(self._rows)
         return self._cache
+
+    def _analyse(self, rows: list[tuple]) -> list[PeriodicFinding]:
+        if not rows:
+            return []
+        surface, cls, s, a0, a1, ids = zip(*rows)
+        dl = DefectList.from_arrays(surface=surface, class_id=cls, start_m=s, across_start_mm=a0,
+                                    across_end_mm=a1, coil_id=[self.coil_id] * len(s), ids=ids)
+        return find_periodic(dl, self.rolls, self.config)
 
     def new_alarms(self) -> list[PeriodicFinding]:
         """Findings that meet the alarm rule and were not alarmed before (the same mark: it shares
         defects with an alarmed finding, or has its surface, period and across position)."""
         tol = self.rolls.tolerance if self.rolls else 0.01
         new = []
-        for f in self.findings():
+        last = max((r[2] for r in self._rows), default=0.0)
+        for f in self.findings(since_m=last - self.alarm_window_m):
             ids = set(f.defect_ids)
             if not any(a.surface == f.surface and (ids & set(a.defect_ids) or (
                     abs(a.period_m / f.period_m - 1) <= tol
