@@ -19,6 +19,7 @@ either strip edge are tolerated by density, size and exposed rules.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -213,6 +214,13 @@ def load_rules(path: str | Path = DEFAULT_RULES) -> RuleFile:
         loc = tuple(err["loc"])
         field = next((str(k) for k in reversed(loc) if isinstance(k, str) and k not in
                       ("density", "size", "exposed", "periodic", "uninspected")), None)
+        if err["type"].startswith("union_tag"):   # a missing or unknown rule `kind`
+            loc, field = loc + ("kind",), "kind"
+        named = re.match(r"Value error, rule '(.+?)': grade ", err["msg"])
+        if named and len(loc) == 2:   # a set-level check about one rule's grade: point at that rule
+            names = [r.get("name") for r in data["rule_sets"][loc[1]].get("rules", []) if isinstance(r, dict)]
+            loc, field = loc + ("rules", names.index(named.group(1)), "grade"), "grade"
+            err["msg"] = err["msg"].replace(f"rule '{named.group(1)}': ", "")
         where = _where(data, loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
