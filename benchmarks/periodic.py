@@ -163,6 +163,36 @@ def run_timing(rng: np.random.Generator, table: RollTable, cfg: PeriodicConfig, 
             "seconds_median": statistics.median(times), "seconds_min": min(times), "repeats": repeats}
 
 
+def draw_example(rng: np.random.Generator, table: RollTable, cfg: PeriodicConfig, path: str) -> None:
+    """The defect map of one generated coil (both surfaces), the findings drawn over it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    marks = [MarkSpec(period_m=table.rolls[4].period_m * 1.003, surface="top", across_mm=350, phase_m=0.5,
+                      start_m=120, drift_mm=45),
+             MarkSpec(period_m=table.rolls[10].period_m, surface="top", across_mm=1100, phase_m=1.0, class_flip=0.3),
+             MarkSpec(period_m=table.rolls[2].period_m, surface="bottom", across_mm=700, phase_m=0.2, start_m=200)]
+    coil = make_coil(rng, length_m=400, marks=marks, random_per_m=1.5)
+    found = find_periodic(coil.defects, table, cfg)
+    d = coil.defects
+    fig, axes = plt.subplots(2, 1, figsize=(12, 6), sharex=True)
+    for ax, surface in zip(axes, ("top", "bottom")):
+        sel = d.surface == surface
+        ax.scatter(d.start_m[sel], d.across_mm[sel], s=3, c="0.6", label="defects")
+        for f in (f for f in found if f.surface == surface):
+            on = np.isin(d.ids, f.defect_ids)
+            ax.scatter(d.start_m[on], d.across_mm[on], s=9,
+                       label=f"{f.roll or 'no roll'}: every {f.period_m:.3f} m, {f.occurrences} occurrences")
+        ax.set_ylabel(f"{surface}: mm from drive side")
+        ax.legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel("metres from the coil head")
+    fig.suptitle("Periodic findings on a generated coil (30 % of turns missed, random defects 1.5/m per surface)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--coils", type=int, default=110, help="coils with marks (1-3 marks each)")
@@ -180,6 +210,7 @@ def main() -> int:
     result = {"config": vars(cfg), "roll_table_min_period_gap": ratios[0], "seed": args.seed,
               "machine": f"{platform.processor() or platform.machine()}, python {platform.python_version()}",
               "marked": marked, "random_only": random_only, "timing": timing}
+    draw_example(rng, table, cfg, args.out + "_example.png")
     write_json(args.out + ".json", result)
     write_text(args.out + ".md", render(result))
     print(render(result))
@@ -214,6 +245,7 @@ def render(r: dict) -> str:
              % (r["seed"], r["machine"], r["config"]["min_occurrences"], r["config"]["min_confidence"]), "",
              "| measure | value | target |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines += ["", "![findings on a generated coil](periodic_example.png)"]
     return "\n".join(lines) + "\n"
 
 
