@@ -83,7 +83,8 @@ def test_cut_list_is_as_good_as_brute_force_on_a_grid():
         assert all(p.length_m >= 8.0 - 1e-9 for p in g.pieces)
         assert g.prime_m >= brute_force_prime(rs, ev, 40.0, 0.5) - 1e-6
         for p in g.pieces:   # each piece re-graded on its own
-            assert (p.decision == "ACCEPT") == (not evaluate(rs, ev, p.start_m, p.end_m + (1e-9 if p.end_m >= 40 else 0)))
+            tail = 1e-9 if p.end_m >= 40 else 0.0
+            assert (p.decision == "ACCEPT") == (not evaluate(rs, ev, p.start_m, p.end_m + tail))
 
 
 def write(tmp_path, text):
@@ -153,3 +154,29 @@ def test_cli_grade_what_if_json_and_table(tmp_path, capsys):
                  "--defects", str(tmp_path / "defects.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "rules.yaml:6 [kind]: rule set 's1', rule 'r1': " in err[0], err
+
+
+def test_rule_set_by_order_then_customer_then_default(tmp_path):
+    text = GOOD + GOOD.split("rule_sets:\n")[1].replace("name: s1", "name: s2\n    customers: [ACME]") \
+        + GOOD.split("rule_sets:\n")[1].replace("name: s1", "name: s3\n    customers: [ACME]\n    orders: [O-7]")
+    rules = load_rules(write(tmp_path, text))
+    assert rules.for_coil("ACME", "O-7").name == "s3"
+    assert rules.for_coil("ACME", "O-1").name == "s2"
+    assert rules.for_coil("OTHER", None).name == "s1"
+
+
+def test_bad_coil_and_uninspected_tables(tmp_path, capsys):
+    from steelscan.coils.coil_table import read_coil_table, read_uninspected
+    from steelscan.errors import DatasetError
+
+    (tmp_path / "coils.csv").write_text("coil_id,length_m,exposed_surface\nA,1000,top\nB,long,top\n")
+    with pytest.raises(DatasetError) as e:
+        read_coil_table(tmp_path / "coils.csv")
+    assert (e.value.line, e.value.field) == (3, "length_m")
+    (tmp_path / "u.csv").write_text("coil_id,surface,start_m,end_m\nA,top,10,5\n")
+    with pytest.raises(DatasetError) as e:
+        read_uninspected(tmp_path / "u.csv")
+    assert (e.value.line, e.value.field) == (2, "end_m")
+    (tmp_path / "u.csv").write_text("coil_id,surface,start_m,end_m,reason\nA,bottom,10,25,unreadable\n")
+    (span,) = read_uninspected(tmp_path / "u.csv")
+    assert (span.surface, span.start_m, span.end_m, span.reason) == ("bottom", 10.0, 25.0, "unreadable")
