@@ -6,8 +6,8 @@ class 1 on one turn and class 3 on the next stays one finding; `class_ids` lists
 1. **Seeds.** Every pair of defects that lie within `band_mm` across of each other and
    `min_period..max_gap_turns*max_period` apart along proposes periods `gap / m` for
    m = 1..max_gap_turns (m > 1: turns between them left no detected mark). Each proposal is
-   checked on `seed_turns` turns either side (vectorised); seeds with `seed_support`
-   matching defects (the pair included) go on.
+   checked on `seed_turns` turns either side for a third defect, then on twice that around the
+   line through the three (vectorised); seeds with `seed_support` matching defects go on.
 2. **Tracking.** From the strongest seeds, follow the sequence turn by turn in both
    directions: a least-squares line through the last occurrences predicts the next one;
    the nearest defect within `tol_along_mm` (plus the line's uncertainty) and `band_mm`
@@ -97,7 +97,12 @@ def _band(cfg: PeriodicConfig, gap_m):
 # --- seeds ---------------------------------------------------------------------------------------
 
 def _seeds(s: np.ndarray, c: np.ndarray, cfg: PeriodicConfig, pmin: float, pmax: float):
-    """(i, j, m, period, support) of every seed pair with a third matching defect nearby."""
+    """Seed pairs worth tracking, and how many proposals were tried (for the significance).
+
+    Every pair (i, j) `min_period..max_gap_turns * max_period` apart and near across proposes
+    periods gap/m. Stage 1 looks `seed_turns` turns around the pair for a third defect on that
+    period; stage 2 fits a line through the three and counts defects `2 * seed_turns` turns
+    around them. Returns (i, j, m, period, support) of the seeds with >= `seed_support`."""
     n = len(s)
     lo = np.searchsorted(s, s + pmin, "left")
     hi = np.searchsorted(s, s + cfg.max_gap_turns * pmax, "right")
