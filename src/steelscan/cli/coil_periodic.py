@@ -11,7 +11,7 @@ def register(sub) -> None:
                        description="Find defects that repeat at a roll's circumference along each coil and "
                                    "surface of a defect CSV (columns coil_id,surface,class_id,start_m,"
                                    "across_start_mm,across_end_mm; no coil_id = one coil). A finding needs "
-                                   "5 detected occurrences that random defects explain with probability < 0.1 %%.")
+                                   "5 detected occurrences that random defects explain with probability < 0.1 %.")
     p.add_argument("--defects", required=True, metavar="FILE", help="defect CSV (steelscan coil export works)")
     p.add_argument("--rolls", metavar="FILE", help="roll table: name,diameter_mm[,elongation,stand,surface,"
                                                    "installed_at]")
