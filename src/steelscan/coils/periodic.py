@@ -13,13 +13,18 @@ class 1 on one turn and class 3 on the next stays one finding; `class_ids` lists
    the nearest defect within `tol_along_mm` (plus the line's uncertainty) and `band_mm`
    across of the last occurrence extends it (the mark may drift sideways slowly, the period
    may differ from the table by wear); after `max_missing_turns` empty turns it stops.
-   Defects taken by a track are not seeds again, and seeds are taken by support, then the
-   longer period first, so one mark gives one finding (not its half or double period).
+   Defects taken by a track are not seeds again; seeds go by support, then the longer period.
+   A track at a multiple of the true period (its in-between turns fill with defects) is tracked
+   again at the period; a stretch that lies on an accepted track's turn grid (lost to a long gap
+   or fast drift) joins it; occurrences off the line through their neighbours (> 1.5 x
+   `fit_tol_mm`) are dropped. So one mark gives one finding.
 3. **Significance.** Random defects also fall on the predicted positions: with `lam` defects
    per metre in the mark's across band, each turn matches by chance with
-   `p0 = lam * 2 * tol`. A sequence of k occurrences over N turns is kept when
+   `p0 = lam * 2 * 1.5 * fit_tol_mm`. A sequence of k occurrences over N turns is kept when
    `P(>= k - 2 of N - 2 | p0)` (the two seed defects are chosen, not found), times the number
-   of seeds tried, is below `1 - min_confidence`, and k >= `min_occurrences`.
+   of seeds tried, is below `1 - min_confidence` (`1 - unlisted_confidence` when a roll table is
+   given and no roll has that period: marks come from known rolls, so an unknown period needs
+   more evidence), and k >= `min_occurrences`.
 4. **Roll.** The fitted period is matched against the roll table (`rolls.RollTable.match`).
 
 The alarm rule (for a running line): a finding is an alarm once it has `min_occurrences`
@@ -58,6 +63,7 @@ class PeriodicConfig:
     fit_points: int = 12            # occurrences in the local period fit while tracking
     min_occurrences: int = 5        # the alarm rule: 5 detected occurrences ...
     min_confidence: float = 0.999   # ... that random defects explain with probability < 0.1 %
+    unlisted_confidence: float = 0.9999   # ... < 0.01 % for a period no roll of the table has
 
 
 @dataclass
@@ -302,7 +308,7 @@ def find_in_surface(s: np.ndarray, c: np.ndarray, cls: np.ndarray, ids: np.ndarr
             continue
         if len(idx) < cfg.min_occurrences:
             continue
-        if _group_confidence(s, c, idx, turns, cfg, span_m, tried) >= cfg.min_confidence:
+        if _group_confidence(s, c, idx, turns, cfg, span_m, tried) >= _needed(cfg, rolls, surface, s[idx], turns):
             claimed[idx] = True
             groups.append((idx, turns))
     findings = []
@@ -320,6 +326,15 @@ def find_in_surface(s: np.ndarray, c: np.ndarray, cls: np.ndarray, ids: np.ndarr
             across_range_mm=[round(float(c[idx].min()), 1), round(float(c[idx].max()), 1)],
             confidence=round(conf, 6), defect_ids=ids[idx].tolist(), positions_m=s[idx].round(4).tolist()))
     return findings
+
+
+def _needed(cfg: PeriodicConfig, rolls: RollTable | None, surface: str, pos: np.ndarray, turns: np.ndarray) -> float:
+    """The confidence a sequence needs: `min_confidence` at a roll table period (or without a table),
+    `unlisted_confidence` at a period no roll of the table has (a prior: marks come from known rolls)."""
+    if rolls is None or not rolls.periods_m(surface):
+        return cfg.min_confidence
+    m = rolls.match(_fit(turns.tolist(), pos.tolist())[1], surface)
+    return cfg.min_confidence if (m.roll or m.ambiguous_rolls) else cfg.unlisted_confidence
 
 
 def _local_residuals(turns: np.ndarray, pos: np.ndarray, half: int = 8) -> np.ndarray:
