@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     coils = read_coil_table(args.coils) if args.coils else {}
     spans = read_uninspected(args.uninspected) if args.uninspected else []
     defects = read_defect_list(args.defects)
-    grades = grade_coils(rules, defects, coils, spans, rolls, with_cuts=not args.no_cuts)
+    grades = grade_coils(rules, defects, coils, spans, rolls, with_cuts=not args.no_cuts, progress=True)
     if args.json:
         print(json.dumps({"coils": [g.to_json() for g in grades]}, indent=2))
         return 0

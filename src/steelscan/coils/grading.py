@@ -334,12 +334,14 @@ def grade_coil(rs: RuleSet, ev: CoilEvidence, *, with_cuts: bool = True) -> Coil
 
 def grade_coils(rules: RuleFile, defects: DefectList, coils: dict[str, CoilInfo] | None = None,
                 uninspected: Sequence[UninspectedRecord] = (), rolls: RollTable | None = None, *,
-                with_cuts: bool = True) -> list[CoilGrade]:
+                with_cuts: bool = True, progress: bool = False) -> list[CoilGrade]:
     """Grade every coil of a defect list (and every coil of `coils`, defects or not)."""
+    from tqdm import tqdm
+
     coils = coils or {}
     ids = list(dict.fromkeys(defects.coils() + list(coils)))
     out = []
-    for coil_id in ids:
+    for coil_id in tqdm(ids, desc="grading", unit="coil", disable=not progress or len(ids) < 20):
         info = coils.get(coil_id) or CoilInfo(coil_id)
         rs = rules.for_coil(info.customer, info.order)
         d = defects.select(defects.coil_id == coil_id)
