@@ -17,8 +17,6 @@ colour masks) is collected first; nothing is written unless there are none.
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..atomic import write_json, write_text
+from ..atomic import write_json
 from ..errors import DatasetError
 from ..rle import encode_rle
-from .layout import CURRENT_HEADER, META_FILE, default_class_names, image_size, list_images
+from .layout import META_FILE, default_class_names, image_size, list_images, write_labels_csv
 
 LABELS_FILE = "labels.txt"
 IGNORED_LABELS = ("__ignore__", "_background_", "others")
@@ -188,12 +186,7 @@ def import_masks(images_dir: str | Path, masks_dir: str | Path, out_dir: str | P
     (out_dir / "train_images").mkdir(parents=True, exist_ok=True)
     for p in tqdm(images, desc="copying", unit="img", disable=True if not progress or len(images) < 100 else None):
         shutil.copyfile(p, out_dir / "train_images" / p.name)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CURRENT_HEADER)
-    writer.writerows(rows)
-    csv_path = out_dir / "train.csv"
-    write_text(csv_path, buf.getvalue())
+    csv_path = write_labels_csv(out_dir / "train.csv", rows)
     write_json(out_dir / META_FILE, {"num_classes": n_cls, "class_names": names,
                                      "source": {"images": str(images_dir), "masks": str(masks_dir),
                                                 "mask_kind": "binary" if n_cls == 1 else "class-index"}})

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-DEFAULT_TILE = (256, 1600)  # (height, width) pixels: Severstal's training image size
+from ..defaults import TILE, TILE_OVERLAP
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ def ramp(length: int, start: int, tile: int, overlap: int) -> np.ndarray:
 class Tiling:
     """Tile size and overlap, (height, width) pixels."""
 
-    tile: tuple[int, int] = DEFAULT_TILE
-    overlap: tuple[int, int] = (32, 200)
+    tile: tuple[int, int] = TILE
+    overlap: tuple[int, int] = TILE_OVERLAP
 
     def windows(self, index: int, height: int, width: int) -> list[Window]:
         th, tw = min(self.tile[0], height), min(self.tile[1], width)
