@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .defaults import FRAME_HEIGHT, FRAME_SIZE
+from .defaults import FRAME_HEIGHT, FRAME_SIZE, FRAME_WIDTH
 from .errors import SteelscanError
 
 FRAME_LENGTH_PX = FRAME_HEIGHT  # frame extent along the strip, pixels
@@ -380,7 +380,7 @@ def to_markdown(result: dict) -> str:
                      f"{r['frames_per_s']:.2f} | {dice} | {r['note']} |")
     lines += ["", f"**Speed-up of our cascade ({result['chosen_cascade']}) over the baseline: "
                   f"{result['speedup_vs_baseline']}x frames/s** (target {result['target_speedup']}x).", "",
-              "Line speed (one surface, 1600-px-wide frames, 256 px along the strip):", "",
+              f"Line speed (one surface, {FRAME_WIDTH}-px-wide frames, {FRAME_LENGTH_PX} px along the strip):", "",
               "| strip m/s | pixel mm | frames/s needed | keeps up | machines like this needed |",
               "|---:|---:|---:|---|---:|"]
     for t in result["line_speed"]:

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..defaults import TILE, TILE_OVERLAP
+from ..defaults import BATCH_SIZE, TILE, TILE_OVERLAP
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _crops(images: list[np.ndarray], batch: list[Window]) -> np.ndarray:
 
 
 def tiled_segment(runner: Callable[[np.ndarray], np.ndarray], images: list[np.ndarray],
-                  tiling: Tiling = Tiling(), batch_size: int = 8) -> list[np.ndarray]:
+                  tiling: Tiling = Tiling(), batch_size: int = BATCH_SIZE) -> list[np.ndarray]:
     """Segmenter probabilities of images (each (3, H, W) float32 0..1, any sizes)
     -> list of (C, H, W) float32, stitched from tiles where an image exceeds the tile."""
     windows = [w for i, im in enumerate(images) for w in tiling.windows(i, *im.shape[1:])]
@@ -112,7 +112,7 @@ def tiled_segment(runner: Callable[[np.ndarray], np.ndarray], images: list[np.nd
 
 
 def tiled_classify(runner: Callable[[np.ndarray], np.ndarray], images: list[np.ndarray],
-                   tiling: Tiling = Tiling(), batch_size: int = 8) -> np.ndarray:
+                   tiling: Tiling = Tiling(), batch_size: int = BATCH_SIZE) -> np.ndarray:
     """Classifier probabilities (N, C) of images of any sizes: the max over each image's tiles."""
     windows = [w for i, im in enumerate(images) for w in tiling.windows(i, *im.shape[1:])]
     scores: np.ndarray | None = None

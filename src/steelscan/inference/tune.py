@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..defaults import BATCH_SIZE
 from ..errors import ConfigError, DatasetError
 from .postprocess import exclusive_classes, label_components
 from .thresholds import DEFAULT_LABEL_THRESHOLD, Thresholds
@@ -81,7 +82,7 @@ def choose_factor(total_pixels: int, num_classes: int, memory_bytes: int) -> int
 
 
 def build_cache(classifier, segmenter, items: Iterable[tuple[str, np.ndarray, np.ndarray]],
-                class_names: list[str], tiling: Tiling = Tiling(), batch_size: int = 8, factor: int = 1,
+                class_names: list[str], tiling: Tiling = Tiling(), batch_size: int = BATCH_SIZE, factor: int = 1,
                 progress=None) -> ProbabilityCache:
     """Run the models once over `items`: (image id, RGB uint8 (H, W, 3), truth (C, H, W) 0/1),
     streamed, batch_size images at a time (only the pooled cache stays in memory)."""
