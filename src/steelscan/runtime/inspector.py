@@ -55,30 +55,41 @@ def build_inspector(model: str | Path | None = None, *, classifier: str | Path |
     if model is not None:
         if classifier or segmenter:
             raise ConfigError("give either --model or --classifier/--segmenter, not both")
-        if thresholds is not None:
-            Thresholds.load(thresholds)  # a malformed file stops us before any weights load
-        cls, seg, thr, manifest = load_bundle(model, engine=engine, precision=precision, threads=threads,
-                                              device=device, tta=tta)
-        names = list(manifest.get("class_names") or thr.class_names)
-        if thresholds is not None:
-            thr = load_thresholds(thresholds, len(names), names)
-        info = model_info(manifest["path"], manifest, thr if thresholds is not None else None)
-        seg_config = manifest["segmenter"].get("config", {})
-        settings = {"model": str(model), "bundle": manifest.get("name"), "engine": manifest["engine"],
-                    "tta": bool(manifest.get("tta", False)) if tta is None else tta}
+        parts = _from_bundle(model, thresholds, engine, device, precision, threads, tta)
     else:
         if segmenter is None:
             raise ConfigError("a segmenter is needed: --segmenter RUN_DIR or --model NAME_OR_DIR")
         if engine not in ("torch", "auto"):
             raise ConfigError(f"--engine {engine} needs an exported bundle (--model); run folders use torch")
-        runs = load_runs(classifier, segmenter, thresholds, device=device, precision=precision, tta=bool(tta))
-        cls, seg, thr, names, seg_config, info = (runs.classifier, runs.segmenter, runs.thresholds,
-                                                  runs.class_names, runs.segmenter_config, runs.model_info)
-        settings = {"classifier": str(classifier) if classifier else None, "segmenter": str(segmenter),
-                    "engine": "torch", "tta": bool(tta)}
+        parts = _from_runs(classifier, segmenter, thresholds, device, precision, tta)
+    cls, seg, thr, names, seg_config, info, settings = parts
     settings.update({"thresholds": thr.source, "device": device, "precision": precision, "threads": threads,
                      "segmenter_arch": (seg_config.get("model") or {}).get("arch", "segmenter")})
     tile_h, tile_w = default_tile(seg_config)
     tile = tile or (None, None)
     return Inspector(cls, seg, thr, names, tile=(tile[0] or tile_h, tile[1] or tile_w), batch_size=batch_size,
                      settings=settings, model_info=info)
+
+
+def _from_bundle(model, thresholds, engine, device, precision, threads, tta) -> tuple:
+    """(classifier, segmenter, thresholds, class names, segmenter config, model info, settings)."""
+    if thresholds is not None:
+        Thresholds.load(thresholds)  # a malformed file stops us before any weights load
+    cls, seg, thr, manifest = load_bundle(model, engine=engine, precision=precision, threads=threads,
+                                          device=device, tta=tta)
+    names = list(manifest.get("class_names") or thr.class_names)
+    if thresholds is not None:
+        thr = load_thresholds(thresholds, len(names), names)
+    info = model_info(manifest["path"], manifest, thr if thresholds is not None else None)
+    settings = {"model": str(model), "bundle": manifest.get("name"), "engine": manifest["engine"],
+                "tta": bool(manifest.get("tta", False)) if tta is None else tta}
+    return cls, seg, thr, names, manifest["segmenter"].get("config", {}), info, settings
+
+
+def _from_runs(classifier, segmenter, thresholds, device, precision, tta) -> tuple:
+    """The same seven parts as `_from_bundle`, from training run folders (PyTorch)."""
+    runs = load_runs(classifier, segmenter, thresholds, device=device, precision=precision, tta=bool(tta))
+    settings = {"classifier": str(classifier) if classifier else None, "segmenter": str(segmenter),
+                "engine": "torch", "tta": bool(tta)}
+    return (runs.classifier, runs.segmenter, runs.thresholds, runs.class_names, runs.segmenter_config,
+            runs.model_info, settings)
