@@ -298,7 +298,7 @@ def format_report(report: TuneReport) -> str:
 def dataset_items(dataset, ids: Sequence[str], skipped: list[str]) -> Iterable[tuple[str, np.ndarray, np.ndarray]]:
     """(image id, image, truth masks) of the dataset's images named by ids; unreadable
     images are skipped and their ids appended to `skipped`."""
-    from ..data.layout import load_image
+    from ..images import load_image
     from ..errors import ImageError
 
     records = {r.image_id: r for r in dataset.records}
@@ -320,7 +320,7 @@ def tune_on_dataset(inspector, dataset, ids: Sequence[str], *, memory_bytes: int
     classes do not match."""
     from tqdm import tqdm
 
-    from ..data.layout import image_size
+    from ..images import image_size
 
     if dataset.num_classes != inspector.thresholds.num_classes:
         raise DatasetError(f"the data has {dataset.num_classes} classes but the models predict "
