@@ -100,21 +100,25 @@ def frame_pieces(masks: np.ndarray, seg: Segment, pixel: PixelSize, class_names:
         return out
     for c in range(masks.shape[0]):
         sub = masks[c, r0:r1, c0:c1]
-        if not sub.any():
+        rows_on = np.flatnonzero(sub.any(axis=1))
+        if not len(rows_on):
             continue
-        labels, n = label_components(sub)
+        cols_on = np.flatnonzero(sub.any(axis=0))
+        ya, xa = int(rows_on[0]), int(cols_on[0])   # label only the box holding the pixels
+        labels, n = label_components(sub[ya:int(rows_on[-1]) + 1, xa:int(cols_on[-1]) + 1])
         areas = np.bincount(labels.ravel(), minlength=n + 1)
+        y_off, x_off = r0 + ya, c0 + xa
         fallback = 1.0 if class_scores is None else float(class_scores[c])
         for k, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1):
-            bbox = (r0 + ys.start, c0 + xs.start, r0 + ys.stop - 1, c0 + xs.stop - 1)
+            bbox = (y_off + ys.start, x_off + xs.start, y_off + ys.stop - 1, x_off + xs.stop - 1)
             box = box_to_coil(bbox, seg.frame_m, seg.strip, seg.drive_side, pixel, clamp=True)
             score = _piece_score(defects, c + 1, bbox, fallback)
             piece = CoilDefect(
                 c + 1, class_names[c] if c < len(class_names) else f"class_{c + 1}",
                 box.start_m, box.end_m, box.across_start_mm, box.across_end_mm, int(areas[k]),
                 score * int(areas[k]), [seg.frame],
-                top_cols=c0 + np.flatnonzero(labels[0] == k) if ys.start == 0 else None,
-                bottom_cols=c0 + np.flatnonzero(labels[-1] == k) if ys.stop == r1 - r0 else None)
+                top_cols=x_off + np.flatnonzero(labels[0] == k) if bbox[0] == r0 else None,
+                bottom_cols=x_off + np.flatnonzero(labels[-1] == k) if bbox[2] == r1 - 1 else None)
             if image is not None:
                 piece.crop_parts = [cut_part(image, bbox, seg.rows, crop_margin, stream_row0)]
             out.append(piece)

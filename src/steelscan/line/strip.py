@@ -3,8 +3,8 @@ sees a dark background (the rolls, the pit). Edges are columns [left, right) wit
 precision (geometry's convention); the strip wanders sideways, so every frame gets its own.
 
 Method, all on column profiles (no per-pixel Python):
-1. Which columns are strip: the per-column median grey of every 4th row (robust to defects and
-   texture) against the midpoint of its 2nd and 98th percentiles. Less contrast than
+1. Which columns are strip: the per-column median of every 4th row (middle channel; robust to
+   defects and texture) against the midpoint of its 2nd and 98th percentiles. Less contrast than
    `min_contrast` grey levels: the strip fills the frame.
 2. Where exactly: the per-column mean grey as the covered fraction f of each column between the
    background and strip levels; the edge is where the summed coverage puts it,
@@ -17,21 +17,26 @@ from __future__ import annotations
 import numpy as np
 
 EDGE_HALF_WINDOW = 2  # columns each side of the first/last strip column that may be partly covered
+ROBUST_ROW_STEP = 4   # rows sampled for the median profile
 
 
 def find_strip(image: np.ndarray, min_contrast: float = 20.0) -> tuple[float, float]:
     """Strip edges (left, right) in pixels, 0 <= left < right <= W, of a (H, W) or (H, W, 3)
     uint8 frame. A frame with no visible background gives (0, W)."""
-    grey = image.mean(axis=2, dtype=np.float32) if image.ndim == 3 else image.astype(np.float32)
-    width = grey.shape[1]
-    robust = np.median(grey[::4], axis=0)
+    if image.ndim == 3:  # column sums without a float copy of the frame: (W, channels) -> (W,)
+        height, width, channels = image.shape
+        mean = image.sum(axis=0, dtype=np.uint32).sum(axis=1) / np.float32(height * channels)
+        robust = np.median(image[::ROBUST_ROW_STEP, :, channels // 2], axis=0)
+    else:
+        height, width = image.shape
+        mean = image.sum(axis=0, dtype=np.uint32) / np.float32(height)
+        robust = np.median(image[::ROBUST_ROW_STEP], axis=0)
     low, high = np.percentile(robust, [2, 98])
     if high - low < min_contrast:
         return 0.0, float(width)
     on = robust >= (low + high) / 2
     cols = np.flatnonzero(on)
     first, last = int(cols[0]), int(cols[-1]) + 1
-    mean = grey.mean(axis=0)
     background = float(np.median(mean[~on])) if (~on).any() else float(low)
     strip = float(np.median(mean[on]))
     if strip - background < min_contrast:
