@@ -184,6 +184,13 @@ def test_line_config_defaults_file_and_override(tmp_path):
     assert cfg.pixel.along_mm == 0.5 and cfg.surfaces["bottom"].drive_side == "right"
     assert cfg.surfaces["bottom"].camera_id == "cam-b"
     assert load_line_config(p, pixel_mm=(1.0, 2.0)).pixel.across_mm == 2.0
+    p.write_text("source: steelscan synth-coil\nline_id: L1\npixel_mm: {along: 0.8, across: 0.6}\n"
+                 "frame: {height: 64, width: 400}\nsurfaces:\n  top: {camera_id: top-1, drive_side: left}\n")
+    cfg = load_line_config(p)          # the file synth-coil writes
+    assert cfg.pixel_mm == (0.8, 0.6) and cfg.frame_size == (64, 400) and cfg.surfaces["top"].camera_id == "top-1"
+    p.write_text("pixel_mn: [1, 1]\n")
+    with pytest.raises(ConfigError, match="pixel_mn"):
+        load_line_config(p)
     p.write_text("surfaces:\n  top: {drive_side: up}\n")
     with pytest.raises(ConfigError, match="surfaces.top.drive_side"):
         load_line_config(p)

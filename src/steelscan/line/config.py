@@ -1,13 +1,16 @@
 """The line config (`--config line.yaml`): one home for every default of `steelscan line`.
 
 ```yaml
-pixel_mm: [1.0, 1.0]          # along, across: mm per pixel on the strip (--pixel-mm overrides)
+pixel_mm: {along: 1.0, across: 1.0}   # mm per pixel on the strip (or [along, across]; --pixel-mm overrides)
 surfaces:
   top:    {drive_side: left,  camera_id: top}
   bottom: {drive_side: right, camera_id: bottom}   # the bottom camera sees the strip mirrored
-frame_size: null              # [height, width] px; default: the first readable frame
+frame: {height: 256, width: 1600}     # expected frame size px; default: the first readable frame
 ```
-A surface given only in part keeps the other defaults of that surface.
+A surface given only in part keeps the other defaults of that surface. This is the file
+`steelscan synth-coil` writes beside its frames; its descriptive keys (`INFO_KEYS`: source,
+line_id, truth, synth) are read past, any other unknown key is an error (a typo must not
+silently leave a default in place).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ..geometry import PixelSize
 DEFAULT_SURFACES = {"top": {"drive_side": "left", "camera_id": "top"},
                     "bottom": {"drive_side": "right", "camera_id": "bottom"}}
 CONFIG_FILE = "line.yaml"  # looked for in the frames folder when --config is not given
+INFO_KEYS = ("source", "line_id", "truth", "synth", "description")  # descriptive, not settings
 
 
 class SurfaceConfig(BaseModel):
@@ -33,6 +37,13 @@ class SurfaceConfig(BaseModel):
     camera_id: str = Field(min_length=1)
 
 
+class FrameSize(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+
+
 class LineConfig(BaseModel):
     """Everything the runner needs to know about the line besides the model and the frames."""
 
@@ -40,7 +51,7 @@ class LineConfig(BaseModel):
 
     pixel_mm: tuple[float, float] = Field(default=(1.0, 1.0), description="mm per pixel: along, across")
     surfaces: dict[Literal["top", "bottom"], SurfaceConfig] = Field(default_factory=dict)
-    frame_size: tuple[int, int] | None = Field(default=None, description="expected (height, width) px")
+    frame: FrameSize | None = Field(default=None, description="expected frame size px")
     position_tolerance_px: float = Field(default=0.5, ge=0, description="a gap or overlap between frames "
                                          "up to this many rows counts as contiguous")
     strip_min_contrast: float = Field(default=20.0, gt=0, description="grey levels (0..255) between strip "
@@ -56,6 +67,10 @@ class LineConfig(BaseModel):
     @classmethod
     def _fill_surfaces(cls, data):
         if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in INFO_KEYS}
+            pixel = data.get("pixel_mm")
+            if isinstance(pixel, dict) and set(pixel) == {"along", "across"}:
+                data["pixel_mm"] = (pixel["along"], pixel["across"])
             given = data.get("surfaces") or {}
             if not isinstance(given, dict):
                 return data
@@ -72,6 +87,10 @@ class LineConfig(BaseModel):
     @property
     def pixel(self) -> PixelSize:
         return PixelSize(*self.pixel_mm)
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        return (self.frame.height, self.frame.width) if self.frame else None
 
 
 def load_line_config(path: str | Path | None = None, *,

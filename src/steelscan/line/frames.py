@@ -11,6 +11,9 @@ Bad rows do not stop the run: each becomes one `DatasetError` naming file, line 
 Duplicates (the same file twice, or two frames at the same coil, surface and position) keep the
 first row and name the later one as a problem.
 
+Images: `file` is relative to the frames folder, or to its `frames/` subfolder (the layout
+`steelscan synth-coil` writes; `image_root` decides once from the first frame).
+
 Stream order: per surface, coils in the order they first appear in frames.csv (the order they
 passed the camera), and within a coil the frames sorted by `position_m`.
 """
@@ -188,3 +191,18 @@ def read_coils(path: str | Path | None) -> CoilTable:
             continue
         coils[row.coil_id], lines[row.coil_id] = row.to_info(), line
     return CoilTable(path, coils, problems)
+
+
+IMAGE_SUBFOLDERS = ("frames", "images")
+
+
+def image_root(frames_dir: str | Path, table: FrameTable) -> Path:
+    """The folder the `file` column is relative to: `frames_dir`, unless the first frame is not
+    there but in its `frames/` (or `images/`) subfolder."""
+    root = Path(frames_dir)
+    if not table.frames or (root / table.frames[0].file).exists():
+        return root
+    for sub in IMAGE_SUBFOLDERS:
+        if (root / sub / table.frames[0].file).exists():
+            return root / sub
+    return root

@@ -42,7 +42,7 @@ from ..geometry import strip_columns, strip_width_mm
 from .config import LineConfig
 from .crops import render_crop
 from .decode import DecodedFrame, prefetch
-from .frames import FrameRow, FrameTable
+from .frames import FrameRow, FrameTable, image_root
 from .merge import CoilDefect, DefectMerger, Segment, frame_pieces
 from .strip import find_strip
 
@@ -120,10 +120,12 @@ class LineRunner:
             self.on_problem(text)
 
     def run(self, table: FrameTable, frames_dir: str | Path) -> LineSummary:
-        """Inspect every stream of `table` (images relative to `frames_dir`); flush the sink."""
+        """Inspect every stream of `table` (images relative to `frames_dir` or its frames/
+        subfolder, see `image_root`); flush the sink."""
         from tqdm import tqdm
 
         t0 = time.perf_counter()
+        frames_dir = image_root(frames_dir, table)
         streams = table.streams()
         self.summary.frames += sum(len(s) for s in streams.values())
         with tqdm(total=self.summary.frames, unit="frame", disable=not self.progress, desc="line") as bar:
