@@ -134,6 +134,10 @@ def test_strip_edges_survive_dark_defects_and_a_full_frame():
     left, right = find_strip(im)
     assert right == pytest.approx(RIGHT, abs=0.05) and 50 <= left < 52.5
     assert find_strip(strip_image(-5, W + 5, seed=5)) == (0.0, float(W))   # no background: all strip
+    dark = strip_image(seed=6, level=45.0)      # a dark strip with bright defects over many columns
+    dark[:, 100:112] = 95
+    dark[:, 200:230] = 90
+    assert find_strip(dark) == pytest.approx((LEFT, RIGHT), abs=0.1)
 
 
 # --- input tables ----------------------------------------------------------------------------------
