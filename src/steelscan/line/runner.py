@@ -9,7 +9,7 @@ Coverage is honest; every metre of a coil is either inspected or an UninspectedR
 - `missing`: no frame covers it (a jump of more than `position_tolerance_px` rows between frames,
   the head before the first frame, the tail after the last one up to the coil's `length_m`);
 - `unreadable`: the image is missing or corrupt; `wrong_size`: it is not the expected size
-  (`frame_size`, else the first readable frame's); `inspection_error`: the inspector failed on it.
+  (`frame_size`, else the most common size in the first batch); `inspection_error`: the inspector failed on it.
   The frame's length counts as uninspected and the run goes on.
 - Overlapping frames: rows already inspected are skipped (never counted twice). A frame entirely
   inside inspected length, like a duplicate in frames.csv, is a problem line, not a record: its
@@ -30,6 +30,7 @@ A defect crossing the weld becomes two defects, one per coil.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,12 +189,13 @@ class _SurfaceStream:
     def _batch(self, batch: list[DecodedFrame], bar) -> None:
         bad: dict[int, tuple[str, str]] = {}
         good: list[int] = []
+        if self.size is None:  # the most common size of the first batch with readable frames
+            sizes = Counter(f.image.shape[:2] for f in batch if f.image is not None)
+            self.size = sizes.most_common(1)[0][0] if sizes else None
         for i, f in enumerate(batch):
             if f.image is None:
                 bad[i] = ("unreadable", f.error or "unreadable")
                 continue
-            if self.size is None:
-                self.size = f.image.shape[:2]
             if f.image.shape[:2] != tuple(self.size):
                 h, w = f.image.shape[:2]
                 bad[i] = ("wrong_size", f"{h}x{w} px, expected {self.size[0]}x{self.size[1]}")
