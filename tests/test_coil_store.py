@@ -127,6 +127,8 @@ def test_queries_filter_and_page(coil_db):
     assert window and all(d["end_m"] >= 5.0 and d["start_m"] <= 10.0 for d in window)
     assert len(window) == sum(d["end_m"] >= 5.0 and d["start_m"] <= 10.0 for d in everything)
     assert {d["class_id"] for d in store.defects("C1", class_id=3)} == {3}
+    assert store.set_pinned([everything[0]["id"], everything[2]["id"]]) == 2
+    assert [d["pinned"] for d in store.defects("C1")[:3]] == [True, False, True]
     coils, total = store.list_coils()
     assert total == 2 and [c["coil_id"] for c in coils] == ["C2", "C1"]   # newest first
     assert [c["n_defects"] for c in coils] == [3, 40]

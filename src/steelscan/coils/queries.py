@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 from typing import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ..db import Database
 from ..db.models import Coil, CoilSurface, Defect, DefectCrop, UninspectedSpan
@@ -136,3 +136,12 @@ def crops(db: Database, defect_ids: Sequence[int]) -> dict[int, bytes]:
         rows = s.execute(select(DefectCrop.defect_id, DefectCrop.png)
                          .where(DefectCrop.defect_id.in_(list(defect_ids)))).all()
     return {int(i): bytes(png) for i, png in rows}
+
+
+def set_pinned(db: Database, defect_ids: Sequence[int], pinned: bool = True) -> int:
+    """Mark defects whose crops a review or a claim still needs (pruning keeps their crops);
+    returns how many rows changed."""
+    if not defect_ids:
+        return 0
+    with db.session(write=True) as s:
+        return s.execute(update(Defect).where(Defect.id.in_(list(defect_ids))).values(pinned=pinned)).rowcount

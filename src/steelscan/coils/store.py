@@ -102,6 +102,9 @@ class CoilStore:
     def crops(self, defect_ids: Sequence[int]) -> dict[int, bytes]:
         return queries.crops(self.db, defect_ids)
 
+    def set_pinned(self, defect_ids: Sequence[int], pinned: bool = True) -> int:
+        return queries.set_pinned(self.db, defect_ids, pinned)
+
     # --- the writer --------------------------------------------------------------------------
     def _put(self, item: tuple) -> None:
         if self._closed:

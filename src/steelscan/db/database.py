@@ -75,7 +75,10 @@ def _sqlite_engine(url: URL) -> Engine:
 
 
 def _postgres_engine(url: URL) -> Engine:
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    # use_insertmanyvalues=False: executemany goes to psycopg's pipelined executemany, several
+    # times faster than SQLAlchemy's multi-row VALUES statements that psycopg re-parses in Python
+    return create_engine(url, pool_pre_ping=True, use_insertmanyvalues=False,
+                         connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
 
 
 def describe(url: URL, error: BaseException) -> str:
