@@ -1,6 +1,7 @@
 """CoilStore: every field round-trips on SQLite and PostgreSQL, inserts are batched while the
 caller never waits, writer errors surface, and two processes writing the two surfaces of one
-coil into one PostgreSQL database at once merge into one coil with nothing lost or doubled."""
+coil into one database (PostgreSQL, and SQLite too) at once merge into one coil with nothing lost
+or doubled."""
 
 from __future__ import annotations
 
@@ -164,12 +165,14 @@ print("transactions", store.transactions, flush=True)
 """
 
 
-def test_two_processes_write_one_coil(postgres_url, tmp_path):
+def test_two_processes_write_one_coil(db_url, tmp_path):
+    """Top and bottom camera processes, one (empty) database, at once: SQLite queues the writers on
+    its lock, PostgreSQL runs them side by side."""
     script, go, n = tmp_path / "writer.py", tmp_path / "go", 300
     script.write_text(WRITER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]),
            "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, str(script), postgres_url, s, str(n), str(go)], env=env,
+    procs = [subprocess.Popen([sys.executable, str(script), db_url, s, str(n), str(go)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in ("top", "bottom")]
     assert [p.stdout.readline().strip() for p in procs] == ["ready", "ready"]
     go.touch()
@@ -177,7 +180,7 @@ def test_two_processes_write_one_coil(postgres_url, tmp_path):
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
         assert int(out.split()[-1]) > 1   # many transactions each: the writes interleaved
-    with CoilStore(postgres_url) as store:
+    with CoilStore(db_url) as store:
         with store.db.session() as s:
             assert s.scalar(select(func.count()).select_from(Coil)) == 1
             pairs = s.execute(select(Defect.surface, func.count()).group_by(Defect.surface)).all()
