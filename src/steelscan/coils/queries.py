@@ -86,7 +86,7 @@ def coil_detail(db: Database, coil_id: str) -> dict | None:
         gaps = s.execute(select(UninspectedSpan.surface, func.sum(UninspectedSpan.end_m - UninspectedSpan.start_m))
                          .where(UninspectedSpan.coil_id == coil_id).group_by(UninspectedSpan.surface)).all()
         surfaces = s.scalars(select(CoilSurface).where(CoilSurface.coil_id == coil_id)
-                             .order_by(CoilSurface.surface, CoilSurface.camera_id)).all()
+                             .order_by(CoilSurface.surface.desc(), CoilSurface.camera_id)).all()
         return coil_dict(coil) | {
             "n_defects": sum(n for *_, n in by_class),
             "counts_by_class": [{"class_id": c, "class_name": name, "count": n} for c, name, n in by_class],

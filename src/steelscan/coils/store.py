@@ -158,13 +158,12 @@ class CoilStore:
         surfaces = [x for kind, x in work if kind == "surface"]
         needed = {r.coil_id for r in (*defects, *spans, *surfaces)} - self._known - set(coils)
         t0 = time.perf_counter()
-        with self.db.engine.connect() as conn:
-            conn = conn.execution_options(sqlite_immediate=True)
-            with conn.begin():
-                writes.upsert_coils(conn, coils, needed)
-                writes.insert_defects(conn, defects)
-                writes.insert_uninspected(conn, spans)
-                writes.upsert_surfaces(conn, surfaces)
+        with self.db.session(write=True) as s:   # one transaction; Core statements on its connection
+            conn = s.connection()
+            writes.upsert_coils(conn, coils, needed)
+            writes.insert_defects(conn, defects)
+            writes.insert_uninspected(conn, spans)
+            writes.upsert_surfaces(conn, surfaces)
         self.busy_s += time.perf_counter() - t0
         self.transactions += 1
         self.rows += len(coils) + len(defects) + len(spans) + len(surfaces)
