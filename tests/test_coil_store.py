@@ -53,8 +53,9 @@ def test_round_trip_every_field(db_url):
         assert detail["counts_by_surface"] == {"top": 15, "bottom": 15}
         by_class = {c["class_id"]: c["count"] for c in detail["counts_by_class"]}
         assert by_class == {c: sum(d.class_id == c for d in defects) for c in by_class} and sum(by_class.values()) == 30
-        assert sorted((s["surface"], s["start_m"], s["end_m"], s["reason"], s["detail"]) for s in store.uninspected("C-7")) \
-            == sorted((s.surface, s.start_m, s.end_m, s.reason, s.detail) for s in spans)
+        got_spans = [(s["surface"], s["start_m"], s["end_m"], s["reason"], s["detail"])
+                     for s in store.uninspected("C-7")]
+        assert sorted(got_spans) == sorted((s.surface, s.start_m, s.end_m, s.reason, s.detail) for s in spans)
         assert detail["uninspected_m"] == {"top": 1.25, "bottom": 0.5}
         got = {s["surface"]: s for s in detail["surfaces"]}
         for s in summaries:
@@ -153,7 +154,8 @@ print("ready", flush=True)
 while not go.exists():
     time.sleep(0.005)
 store = CoilStore(url, batch_items=4)   # both migrate the empty database at once
-store.upsert_coil(CoilInfo("W1", grade="DX51D") if surface == "top" else CoilInfo("W1", customer="ACME", width_mm=1200.0))
+top_l2, bottom_l2 = CoilInfo("W1", grade="DX51D"), CoilInfo("W1", customer="ACME", width_mm=1200.0)
+store.upsert_coil(top_l2 if surface == "top" else bottom_l2)   # each process knows part of level 2
 for i in range(0, n, 7):
     store.add_defects(defects[i:i + 7])
     if i % 70 == 0:

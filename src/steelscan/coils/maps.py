@@ -115,7 +115,8 @@ def density_figure(coil: dict, defects: Sequence[dict], spans: Sequence[dict], p
     for ax, surface in zip(axes, SURFACES):
         bottom = np.zeros(len(edges) - 1)
         for c, name in classes:
-            centre = [(d["start_m"] + d["end_m"]) / 2 for d in defects if d["surface"] == surface and d["class_id"] == c]
+            centre = [(d["start_m"] + d["end_m"]) / 2 for d in defects
+                      if d["surface"] == surface and d["class_id"] == c]
             n = np.histogram(centre, edges)[0] * (100.0 / bin_m)
             ax.bar(edges[:-1], n, width=bin_m * 0.92, bottom=bottom, align="edge", color=colour(c), label=name)
             bottom += n

@@ -17,7 +17,7 @@ from ..db.models import Coil, CoilSurface, Defect, DefectCrop, UninspectedSpan, 
 from .records import CoilInfo, DefectRecord, SurfaceSummary, UninspectedRecord
 
 # Shallow field copies: dataclasses.asdict deep-copies and was most of the writer's time.
-DEFECT_COLUMNS = tuple(f.name for f in fields(DefectRecord) if f.name not in ("crop_png", "frames", "uid"))
+DEFECT_COLUMNS = tuple(f.name for f in fields(DefectRecord) if f.name not in ("crop_png", "frames"))
 SPAN_COLUMNS = tuple(f.name for f in fields(UninspectedRecord))
 SURFACE_COLUMNS = tuple(f.name for f in fields(SurfaceSummary))
 COIL_FIELDS = ("line_id", "grade", "width_mm", "thickness_mm", "length_m", "order_no", "customer",
@@ -45,12 +45,12 @@ def merge_coils(coils: Sequence[CoilInfo]) -> dict[str, dict]:
     return merged
 
 
-def upsert_coils(conn: Connection, coils: dict[str, dict], known: set[str]) -> None:
+def upsert_coils(conn: Connection, coils: dict[str, dict], ensure: set[str]) -> None:
     """Insert or update the level-2 data of `coils` (a None never overwrites a value), and make
-    sure every coil id in `known` exists (insert with no data if new)."""
+    sure every coil id in `ensure` exists (inserted with no data if new)."""
     ins = _upsert(conn)
     now = utcnow()
-    for coil_id in sorted(set(coils) | known):
+    for coil_id in sorted(set(coils) | ensure):
         if coil_id in coils:
             row = {**{f: None for f in COIL_FIELDS}, **coils[coil_id], "created_at": now, "updated_at": now}
             stmt = ins(Coil).values(row)
@@ -90,7 +90,8 @@ def insert_defects(conn: Connection, defects: Sequence[DefectRecord]) -> None:
 def insert_uninspected(conn: Connection, spans: Sequence[UninspectedRecord]) -> None:
     if spans:
         now = utcnow()
-        conn.execute(insert(UninspectedSpan), [{k: getattr(s, k) for k in SPAN_COLUMNS} | {"created_at": now} for s in spans])
+        conn.execute(insert(UninspectedSpan),
+                     [{k: getattr(s, k) for k in SPAN_COLUMNS} | {"created_at": now} for s in spans])
 
 
 def upsert_surfaces(conn: Connection, summaries: Sequence[SurfaceSummary]) -> None:
