@@ -89,6 +89,10 @@ def test_report_writes_html_and_pngs(coil_db, tmp_path, capsys):
 def test_missing_coil_and_database(coil_db, tmp_path, capsys):
     code, _, err = run(capsys, "show", "NOPE", "--db", coil_db)
     assert code == 2 and "NOPE" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "list", "--db", coil_db, "--since", "yesterday")
+    assert code == 2 and "since" in err and "yesterday" in err
+    code, out, _ = run(capsys, "list", "--db", coil_db, "--since", "2000-01-01", "--grade", "DX51D")
+    assert code == 0 and "2 of 2 coils" in out
     code, _, err = run(capsys, "list", "--db", tmp_path / "absent.db")
     assert code == 2 and "no database" in err and not (tmp_path / "absent.db").exists()
 
