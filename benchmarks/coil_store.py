@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import platform
 import sys
 import tempfile
@@ -62,7 +63,9 @@ def run(url: str, n: int, per_call: int) -> dict:
     wall = time.perf_counter() - t0
     busy, tx = store.busy_s - t_busy0, store.transactions - t_tx0
     store.close()
-    return {"db": masked_url(database_url(url)), "defects": n, "per_call": per_call, "calls": len(calls),
+    parsed = database_url(url)
+    return {"db": masked_url(parsed), "backend": parsed.get_backend_name(), "defects": n, "per_call": per_call,
+            "calls": len(calls),
             "call_us_mean": 1e6 * float(np.mean(calls)), "call_us_max": 1e6 * float(np.max(calls)),
             "handed_over_s": t_handed, "wall_to_flush_s": wall, "writer_busy_s": busy, "transactions": tx,
             "defects_per_s": n / wall}
@@ -79,11 +82,13 @@ def main() -> int:
     lines = ["| database | defects | calls | caller µs/call (mean / max) | wall to flush s | writer busy s | "
              "transactions | defects/s |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| `{r['db'].split('@')[-1] if '@' in r['db'] else r['db'].split('/')[0]}` | {r['defects']} | "
+        lines.append(f"| {r['backend']} | {r['defects']} | "
                      f"{r['calls']} | {r['call_us_mean']:.0f} / {r['call_us_max']:.0f} | {r['wall_to_flush_s']:.2f} | "
                      f"{r['writer_busy_s']:.2f} | {r['transactions']} | {r['defects_per_s']:.0f} |")
-    machine = f"{platform.machine()}, {platform.python_version()}, {platform.system()}"
-    text = (f"# CoilStore writes\n\n`{' '.join(sys.argv)}` on {machine} (shared CPU: load varies).\n"
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load average "
+               f"{os.getloadavg()[0]:.1f} at the end")
+    text = (f"# CoilStore writes\n\n`{' '.join(sys.argv)}` on {machine}.\n"
+            "PostgreSQL: a local 15 server on the same machine.\n"
             f"Each defect carries a {len(crop())}-byte PNG crop.\n\n" + "\n".join(lines) + "\n")
     print(text)
     write_json(REPO / "benchmarks" / "results" / "coil_store.json", {"machine": machine, "runs": rows})
