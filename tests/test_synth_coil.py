@@ -75,7 +75,7 @@ def test_csv_schemas_and_files(line):
     assert [(r["name"], float(r["diameter_mm"]), r["surface"]) for r in rolls] == \
         [("R1", 120.0, "top"), ("R2", 150.0, "bottom")]
     cfg = yaml.safe_load((line / "line.yaml").read_text())
-    assert cfg["pixel_mm"] == {"along": 1.0, "across": 1.0}
+    assert cfg["pixel_mm"] == [1.0, 1.0] and cfg["frame_size"] == [H, W]
     assert {s: v["drive_side"] for s, v in cfg["surfaces"].items()} == {"top": "left", "bottom": "right"}
     ds = open_dataset(line, images_dir=line / "frames")
     assert len(ds) == len(frames) and ds.num_classes == 4
@@ -117,6 +117,8 @@ def _painted_defects(line: Path) -> list[tuple]:
             labels, n = ndimage.label(ndimage.binary_dilation(tall, iterations=int(MIN_GAP_MM / 3)),
                                       structure=np.ones((3, 3)))
             labels = labels * tall
+            # one defect is one 8-connected component however the frames cut it
+            assert ndimage.label(tall, structure=np.ones((3, 3)))[1] == len(np.unique(labels)) - 1
             for obj in ndimage.find_objects(labels):
                 lab = labels[obj].max()
                 boxes, area = [], 0

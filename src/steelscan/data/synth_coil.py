@@ -60,7 +60,7 @@ from .synth import (CLASS_DESCRIPTIONS, CLASS_PRIORS, NUM_CLASSES, QUANTILE_LEVE
 SOURCE = "steelscan synth-coil"
 SURFACES = ("top", "bottom")
 DRIVE_SIDES = {"top": "left", "bottom": "right"}  # the bottom camera sees the strip mirrored
-CAMERA_IDS = {"top": "top-1", "bottom": "bottom-1"}
+CAMERA_IDS = {"top": "top", "bottom": "bottom"}
 LINE_ID = "L1"
 MIN_GAP_MM = 30.0  # least distance between the boxes of two defects of one surface
 EDGE_SOFT_PX = 1.5  # half-width of the strip edge's blur
@@ -445,7 +445,36 @@ def _defect_shape(seed: int, surface_index: int, shape_key: int, class_id: int, 
                   s: float) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2, surface_index, shape_key]))
     mask, delta = paint_defect(rng, class_id, h, w, s)
-    return largest_component(mask), delta.astype(np.float32)
+    return mask, delta.astype(np.float32)
+
+
+_PLACED: dict[tuple, tuple[np.ndarray, np.ndarray, int]] = {}
+
+
+def _placed_defect(plan: CoilPlan, d: PlannedDefect) -> tuple[np.ndarray, np.ndarray, int]:
+    """The defect's painter output laid on the strip: every row of its crop shifted to its
+    offset from that row's drive-side edge (it moves with the wandering strip), then its
+    largest 8-connected component, so one defect is one component however frames cut it.
+    Returns (mask bool (h, span), brightness change (h, span), canonical column of column 0)."""
+    key = (plan.config, d.defect_id)
+    if key not in _PLACED:
+        cfg = plan.config
+        shape, delta = _defect_shape(int(cfg.seed), SURFACES.index(d.surface), d.shape_key,
+                                     d.class_id, d.h, d.w, cfg.frame_height / REFERENCE_HEIGHT)
+        left, _ = plan.strip_edges(d.row0 + np.arange(d.h))
+        cols = np.round(left + d.across0).astype(np.int64)
+        origin = int(cols.min())
+        span = int(cols.max()) - origin + d.w
+        ys, xs = np.nonzero(shape)
+        tx = cols[ys] - origin + xs
+        mask = np.zeros((d.h, span), dtype=bool)
+        laid = np.zeros((d.h, span), dtype=np.float32)
+        mask[ys, tx] = True
+        laid[ys, tx] = delta[ys, xs]
+        if len(_PLACED) >= 64:
+            _PLACED.clear()
+        _PLACED[key] = (largest_component(mask), laid, origin)
+    return _PLACED[key]
 
 
 def render_frame(plan: CoilPlan, surface: str, frame: int,
@@ -454,7 +483,6 @@ def render_frame(plan: CoilPlan, surface: str, frame: int,
     FrameResult without the JPEG). `defects` are the planned defects touching its rows."""
     cfg = plan.config
     H, W = cfg.frame_height, cfg.frame_width
-    s = H / REFERENCE_HEIGHT
     si = SURFACES.index(surface)
     rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 1, si, frame]))
     img = strip_texture(rng, H, W)
@@ -473,29 +501,20 @@ def render_frame(plan: CoilPlan, surface: str, frame: int,
         y0, y1 = max(d.row0, frame * H), min(d.row0 + d.h, (frame + 1) * H)
         if y0 >= y1:
             continue
-        shape, delta = _defect_shape(int(cfg.seed), si, d.shape_key, d.class_id, d.h, d.w, s)
-        fy = slice(y0 - frame * H, y1 - frame * H)
-        # each row of the defect sits at its offset from that row's strip edge
-        cols = np.round(left[fy] + d.across0).astype(np.int64)  # column of crop column 0
-        bx0, bx1 = max(int(cols.min()), 0), min(int(cols.max()) + d.w, W)
+        shape, delta, origin = _placed_defect(plan, d)
+        bx0, bx1 = max(origin, 0), min(origin + shape.shape[1], W)
         if bx0 >= bx1:
             continue
-        ys, xs = np.nonzero(shape[y0 - d.row0:y1 - d.row0])
-        tx = cols[ys] + xs - bx0
-        keep = (tx >= 0) & (tx < bx1 - bx0)
-        ys, xs, tx = ys[keep], xs[keep], tx[keep]
-        m = np.zeros((y1 - y0, bx1 - bx0), dtype=bool)
-        dl = np.zeros((y1 - y0, bx1 - bx0), dtype=np.float32)
-        m[ys, tx] = True
-        dl[ys, tx] = delta[y0 - d.row0 + ys, xs]
-        box = (fy, slice(bx0, bx1))
-        m &= on_strip[box] & ~occupied[box]
+        crop = (slice(y0 - d.row0, y1 - d.row0), slice(bx0 - origin, bx1 - origin))
+        box = (slice(y0 - frame * H, y1 - frame * H), slice(bx0, bx1))
+        m = shape[crop] & on_strip[box] & ~occupied[box]
+        dl = delta[crop]
         if not m.any():
             continue
         apply_defect(img[box], bg[box], m, dl)
         masks[d.class_id - 1][box] |= m
         occupied[box] |= m
-        painted.append((d.defect_id, m, fy.start, bx0))
+        painted.append((d.defect_id, m, box[0].start, bx0))
     grey = np.round(img).astype(np.uint8)
     strip = (float(left.mean()), float(right.mean()))
     if surface == "bottom":  # the bottom camera sees the strip mirrored
@@ -720,26 +739,24 @@ def _write_tables(out: Path, plan: CoilPlan, infos: list[FrameInfo], strips: lis
     write_text(out / "rolls.csv", _csv_text(ROLLS_HEADER, [
         [r.name, f"{r.diameter_mm:g}", r.surface] for r in plan.rolls]))
     write_text(out / "train.csv", _csv_text(CURRENT_HEADER, labels))
-    write_json(out / META_FILE, {"num_classes": NUM_CLASSES,
-                                 "class_names": default_class_names(NUM_CLASSES),
-                                 "class_descriptions": CLASS_DESCRIPTIONS, "source": SOURCE,
-                                 "images_dir": "frames"})
     flags = asdict(cfg)
     flags["pixel"] = [cfg.pixel.along_mm, cfg.pixel.across_mm]
     flags["roll_diameters_mm"] = list(cfg.roll_diameters_mm)
     flags["surfaces"] = list(cfg.surfaces)
-    line = {
-        "source": SOURCE,
-        "line_id": LINE_ID,
-        "pixel_mm": {"along": cfg.pixel.along_mm, "across": cfg.pixel.across_mm},
-        "frame": {"height": cfg.frame_height, "width": cfg.frame_width},
-        "surfaces": {s: {"camera_id": CAMERA_IDS[s], "drive_side": DRIVE_SIDES[s]} for s in cfg.surfaces},
-        "truth": {"min_gap_mm": MIN_GAP_MM,
-                  "roll_periods_m": {r.name: round(r.period_m, 6) for r in plan.rolls}},
-        "synth": flags,
+    write_json(out / META_FILE, {"num_classes": NUM_CLASSES,
+                                 "class_names": default_class_names(NUM_CLASSES),
+                                 "class_descriptions": CLASS_DESCRIPTIONS, "source": SOURCE,
+                                 "images_dir": "frames", "line_id": LINE_ID,
+                                 "truth_min_gap_mm": MIN_GAP_MM,
+                                 "roll_periods_m": {r.name: round(r.period_m, 6) for r in plan.rolls},
+                                 "synth": flags})
+    line = {  # the schema of steelscan line's config (line/config.py)
+        "pixel_mm": [cfg.pixel.along_mm, cfg.pixel.across_mm],
+        "surfaces": {s: {"drive_side": DRIVE_SIDES[s], "camera_id": CAMERA_IDS[s]} for s in cfg.surfaces},
+        "frame_size": [cfg.frame_height, cfg.frame_width],
     }
-    write_text(out / "line.yaml", "# written by steelscan synth-coil\n"
-               + yaml.safe_dump(line, sort_keys=False))
+    write_text(out / "line.yaml", "# written by steelscan synth-coil (steelscan line reads it)\n"
+               + yaml.safe_dump(line, sort_keys=False, default_flow_style=None))
 
 
 def _previous_frames(out: Path) -> set[str]:
