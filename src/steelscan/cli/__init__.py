@@ -20,7 +20,7 @@ from ..errors import SteelscanError
 # Module names under steelscan.cli, in the order `--help` lists them.
 COMMANDS = [
     "demo", "synth", "synth_coil", "validate", "import_masks", "score", "train", "tune",
-    "predict", "evaluate", "export", "benchmark", "serve",
+    "predict", "evaluate", "export", "benchmark", "serve", "line",
 ]
 
 
