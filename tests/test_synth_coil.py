@@ -75,7 +75,7 @@ def test_csv_schemas_and_files(line):
     assert [(r["name"], float(r["diameter_mm"]), r["surface"]) for r in rolls] == \
         [("R1", 120.0, "top"), ("R2", 150.0, "bottom")]
     cfg = yaml.safe_load((line / "line.yaml").read_text())
-    assert cfg["pixel_mm"] == [1.0, 1.0] and cfg["frame_size"] == [H, W]
+    assert cfg["pixel_mm"] == {"along": 1.0, "across": 1.0} and cfg["frame"] == {"height": H, "width": W}
     assert {s: v["drive_side"] for s, v in cfg["surfaces"].items()} == {"top": "left", "bottom": "right"}
     ds = open_dataset(line, images_dir=line / "frames")
     assert len(ds) == len(frames) and ds.num_classes == 4

@@ -746,17 +746,19 @@ def _write_tables(out: Path, plan: CoilPlan, infos: list[FrameInfo], strips: lis
     write_json(out / META_FILE, {"num_classes": NUM_CLASSES,
                                  "class_names": default_class_names(NUM_CLASSES),
                                  "class_descriptions": CLASS_DESCRIPTIONS, "source": SOURCE,
-                                 "images_dir": "frames", "line_id": LINE_ID,
-                                 "truth_min_gap_mm": MIN_GAP_MM,
-                                 "roll_periods_m": {r.name: round(r.period_m, 6) for r in plan.rolls},
-                                 "synth": flags})
-    line = {  # the schema of steelscan line's config (line/config.py)
-        "pixel_mm": [cfg.pixel.along_mm, cfg.pixel.across_mm],
+                                 "images_dir": "frames"})
+    line = {  # steelscan line's config (line/config.py); source, line_id, truth, synth: descriptive
+        "source": SOURCE,
+        "line_id": LINE_ID,
+        "pixel_mm": {"along": cfg.pixel.along_mm, "across": cfg.pixel.across_mm},
+        "frame": {"height": cfg.frame_height, "width": cfg.frame_width},
         "surfaces": {s: {"drive_side": DRIVE_SIDES[s], "camera_id": CAMERA_IDS[s]} for s in cfg.surfaces},
-        "frame_size": [cfg.frame_height, cfg.frame_width],
+        "truth": {"min_gap_mm": MIN_GAP_MM,
+                  "roll_periods_m": {r.name: round(r.period_m, 6) for r in plan.rolls}},
+        "synth": flags,
     }
     write_text(out / "line.yaml", "# written by steelscan synth-coil (steelscan line reads it)\n"
-               + yaml.safe_dump(line, sort_keys=False, default_flow_style=None))
+               + yaml.safe_dump(line, sort_keys=False))
 
 
 def _previous_frames(out: Path) -> set[str]:
