@@ -274,7 +274,12 @@ def test_config_errors_are_typed():
 
 def test_cli_writes_a_line(tmp_path, capsys):
     rc = main(["synth-coil", "--out", str(tmp_path / "o"), "--length-m", "2", "--width-mm", "300",
-               "--frame-size", "64x400", "--surfaces", "top", "--roll-diameter-mm", "100", "--quiet"])
+               "--frame-size", "64x400", "--surfaces", "top", "--roll-diameter-mm", "100", "--quiet",
+               "--preview", str(tmp_path / "map.png")])
     assert rc == 0
     assert "frames of 1 coil(s)" in capsys.readouterr().out
+    with Image.open(tmp_path / "map.png") as im:
+        assert im.format == "PNG"
+        pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    assert (pixels == (0, 0, 0)).all(axis=1).sum() > 20  # roll marks are outlined in black
     assert len(read_csv(tmp_path / "o" / "frames.csv")[1]) == math.ceil(2000 / 64)

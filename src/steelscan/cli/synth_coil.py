@@ -59,13 +59,14 @@ def register(subparsers) -> None:
                         "relative to the drive-side strip edge (default 0)")
     p.add_argument("--density", type=float, default=d.density,
                    help="scale the random defect rates (default 1: ~8 clusters per 100 m and surface)")
+    p.add_argument("--preview", metavar="PNG", help="also draw the truth as coil maps into this PNG")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.synth_coil import SynthCoilConfig, synthesize_coils
+    from ..data.synth_coil import SynthCoilConfig, draw_truth_map, synthesize_coils
     from ..errors import ConfigError
     from ..geometry import PixelSize
 
@@ -86,4 +87,6 @@ def run(args: argparse.Namespace) -> int:
           f"{summary.defects} truth defects ({summary.roll_marks} roll marks; {per_class or 'none'})")
     print(f"{summary.frames_per_s:.1f} frames/s ({summary.seconds:.1f} s, {args.workers} worker(s))",
           file=sys.stderr)
+    if args.preview:
+        print(f"preview: {draw_truth_map(summary.out, args.preview)}", file=sys.stderr)
     return 0

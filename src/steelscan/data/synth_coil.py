@@ -770,3 +770,48 @@ def _previous_frames(out: Path) -> set[str]:
         raise DatasetError("output folder already holds frames not made by steelscan synth-coil; "
                            "choose a new or empty folder", path=frames)
     return existing
+
+
+def draw_truth_map(out_dir: str | Path, png: str | Path, *, width_px: int = 1400) -> Path:
+    """A picture of the truth: per coil and surface, the strip seen from above (metres from the
+    head to the right, mm from the drive-side edge downwards), each defect its box in its
+    class colour, roll marks outlined in black. Reads defects.csv and coils.csv of `out_dir`."""
+    from PIL import Image, ImageDraw
+
+    from ..atomic import write_bytes
+    from ..overlay import class_color
+
+    out = Path(out_dir)
+    with open(out / "coils.csv", newline="") as f:
+        coils = list(csv.DictReader(f))
+    with open(out / "defects.csv", newline="") as f:
+        defects = list(csv.DictReader(f))
+    surfaces = [s for s in SURFACES if any(d["surface"] == s for d in defects)] or ["top"]
+    panel_h, gap, margin = 110, 26, 60
+    panels = [(c, s) for c in coils for s in surfaces]
+    im = Image.new("RGB", (width_px + 2 * margin, 30 + len(panels) * (panel_h + gap)), "white")
+    draw = ImageDraw.Draw(im)
+    legend = "  ".join(f"class {c}: {d}" for c, d in enumerate(CLASS_DESCRIPTIONS, 1))
+    draw.text((margin, 8), f"truth of {out.name}: {legend}; roll marks outlined", fill="black")
+    for i, (coil, surface) in enumerate(panels):
+        y0 = 30 + i * (panel_h + gap) + 14
+        length, width = float(coil["length_m"]), float(coil["width_mm"])
+        sx, sy = width_px / length, panel_h / width
+        draw.text((margin, y0 - 13), f"{coil['coil_id']} {surface}: {length:g} m x {width:g} mm "
+                  f"(drive side at the top edge)", fill="black")
+        draw.rectangle((margin, y0, margin + width_px, y0 + panel_h), fill=(205, 205, 205))
+        for d in (d for d in defects if d["coil_id"] == coil["coil_id"] and d["surface"] == surface):
+            x0 = margin + float(d["start_m"]) * sx
+            x1 = max(x0 + 2, margin + float(d["end_m"]) * sx)
+            ya = y0 + float(d["across_start_mm"]) * sy
+            yb = max(ya + 2, y0 + float(d["across_end_mm"]) * sy)
+            roll = d["source"].startswith("roll:")
+            draw.rectangle((x0, ya, x1, yb), fill=class_color(int(d["class_id"]) - 1),
+                           outline="black" if roll else None)
+        for m in range(0, int(length) + 1, max(1, int(length / 10))):
+            draw.text((margin + m * sx - 4, y0 + panel_h + 1), f"{m}", fill=(80, 80, 80))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    write_bytes(png, buf.getvalue())
+    return Path(png)
+
