@@ -792,13 +792,13 @@ def draw_truth_map(out_dir: str | Path, png: str | Path, *, width_px: int = 1400
     im = Image.new("RGB", (width_px + 2 * margin, 30 + len(panels) * (panel_h + gap)), "white")
     draw = ImageDraw.Draw(im)
     legend = "  ".join(f"class {c}: {d}" for c, d in enumerate(CLASS_DESCRIPTIONS, 1))
-    draw.text((margin, 8), f"truth of {out.name}: {legend}; roll marks outlined", fill="black")
+    draw.text((margin, 8), f"truth of {out.name}: {legend}; roll marks outlined", fill=(40, 40, 40))
     for i, (coil, surface) in enumerate(panels):
         y0 = 30 + i * (panel_h + gap) + 14
         length, width = float(coil["length_m"]), float(coil["width_mm"])
         sx, sy = width_px / length, panel_h / width
         draw.text((margin, y0 - 13), f"{coil['coil_id']} {surface}: {length:g} m x {width:g} mm "
-                  f"(drive side at the top edge)", fill="black")
+                  f"(drive side at the top edge)", fill=(40, 40, 40))
         draw.rectangle((margin, y0, margin + width_px, y0 + panel_h), fill=(205, 205, 205))
         for d in (d for d in defects if d["coil_id"] == coil["coil_id"] and d["surface"] == surface):
             x0 = margin + float(d["start_m"]) * sx
