@@ -134,6 +134,10 @@ def test_strip_edges_survive_dark_defects_and_a_full_frame():
     left, right = find_strip(im)
     assert right == pytest.approx(RIGHT, abs=0.05) and 50 <= left < 52.5
     assert find_strip(strip_image(-5, W + 5, seed=5)) == (0.0, float(W))   # no background: all strip
+    dark = strip_image(seed=6, level=45.0)      # a dark strip with bright defects over many columns
+    dark[:, 100:112] = 95
+    dark[:, 200:230] = 90
+    assert find_strip(dark) == pytest.approx((LEFT, RIGHT), abs=0.1)
 
 
 # --- input tables ----------------------------------------------------------------------------------
@@ -373,3 +377,35 @@ def test_cli_line_writes_records_and_names_bad_rows(tmp_path, capsys):
     d = next(r for r in records if r["kind"] == "defect")
     assert d["start_m"] == pytest.approx(0.020) and d["crop_png"]
     assert main(["line", "--db", str(out), "--frames", str(root)]) == 2     # neither --model nor --oracle
+
+
+class FailsOn:
+    """The oracle, except that the inspector reports an error for one frame."""
+
+    def __init__(self, truth: Path, bad: str) -> None:
+        self.oracle, self.bad = OracleInspector(truth), bad
+
+    def inspect(self, images, ids):
+        out = self.oracle.inspect(images, ids)
+        for r in out:
+            if r.image_id == self.bad:
+                r.error, r.masks = "model exploded", None
+        return out
+
+
+def test_inspection_error_is_uninspected_and_next_coil_may_restart_at_its_head(tmp_path):
+    """A frame the inspector fails on is an uninspected length; after a frame split at the weld
+    (a), the next coil's first listed frame at 0 m overlaps the split part: those rows are skipped."""
+    c = Coil(tmp_path / "c")
+    c.frame("A", "top", 0.0, [(1, 5, 9, 100, 110)])
+    bad = c.frame("A", "top", FRAME_M)
+    c.frame("A", "top", 2 * FRAME_M)                     # runs past A's length 0.3 m at row 22
+    c.frame("B", "top", 0.0, [(1, 50, 55, 100, 110)])   # rows 0..41 were B's part of the last frame
+    root = c.write(coils="A,,,,,0.3,,,\n")
+    sink, summary = run_line(root, inspector=FailsOn(root / "train.csv", bad))
+    assert [(s.coil_id, s.reason, s.start_m, s.end_m) for s in sink.spans] == [
+        ("A", "inspection_error", pytest.approx(FRAME_M), pytest.approx(2 * FRAME_M))]
+    assert any("inspection_error" in p for p in summary.problems)
+    b = next(d for d in sink.defects if d.coil_id == "B")
+    assert (b.start_m, b.end_m) == pytest.approx((0.100, 0.112))
+    assert [s.inspected_m for s in sink.surfaces] == pytest.approx([0.3 - FRAME_M, FRAME_M])

@@ -5,7 +5,8 @@ pixel_mm: {along: 1.0, across: 1.0}   # mm per pixel on the strip (or [along, ac
 surfaces:
   top:    {drive_side: left,  camera_id: top}
   bottom: {drive_side: right, camera_id: bottom}   # the bottom camera sees the strip mirrored
-frame: {height: 256, width: 1600}     # expected frame size px; default: the first readable frame
+frame_size: [256, 1600]               # expected [height, width] px (or frame: {height:, width:});
+                                      # default: the first readable frame
 ```
 A surface given only in part keeps the other defaults of that surface. This is the file
 `steelscan synth-coil` writes beside its frames; its descriptive keys (`INFO_KEYS`: source,
@@ -37,13 +38,6 @@ class SurfaceConfig(BaseModel):
     camera_id: str = Field(min_length=1)
 
 
-class FrameSize(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    height: int = Field(gt=0)
-    width: int = Field(gt=0)
-
-
 class LineConfig(BaseModel):
     """Everything the runner needs to know about the line besides the model and the frames."""
 
@@ -51,7 +45,7 @@ class LineConfig(BaseModel):
 
     pixel_mm: tuple[float, float] = Field(default=(1.0, 1.0), description="mm per pixel: along, across")
     surfaces: dict[Literal["top", "bottom"], SurfaceConfig] = Field(default_factory=dict)
-    frame: FrameSize | None = Field(default=None, description="expected frame size px")
+    frame_size: tuple[int, int] | None = Field(default=None, description="expected (height, width) px")
     position_tolerance_px: float = Field(default=0.5, ge=0, description="a gap or overlap between frames "
                                          "up to this many rows counts as contiguous")
     strip_min_contrast: float = Field(default=20.0, gt=0, description="grey levels (0..255) between strip "
@@ -71,6 +65,10 @@ class LineConfig(BaseModel):
             pixel = data.get("pixel_mm")
             if isinstance(pixel, dict) and set(pixel) == {"along", "across"}:
                 data["pixel_mm"] = (pixel["along"], pixel["across"])
+            frame = data.get("frame")
+            if isinstance(frame, dict) and set(frame) == {"height", "width"} and "frame_size" not in data:
+                data["frame_size"] = (frame["height"], frame["width"])
+                del data["frame"]
             given = data.get("surfaces") or {}
             if not isinstance(given, dict):
                 return data
@@ -88,9 +86,11 @@ class LineConfig(BaseModel):
     def pixel(self) -> PixelSize:
         return PixelSize(*self.pixel_mm)
 
-    @property
-    def frame_size(self) -> tuple[int, int] | None:
-        return (self.frame.height, self.frame.width) if self.frame else None
+    @model_validator(mode="after")
+    def _positive_size(self):
+        if self.frame_size is not None and min(self.frame_size) < 1:
+            raise ValueError(f"frame_size must be positive, got {list(self.frame_size)}")
+        return self
 
 
 def load_line_config(path: str | Path | None = None, *,

@@ -4,8 +4,10 @@ precision (geometry's convention); the strip wanders sideways, so every frame ge
 
 Method, all on column profiles (no per-pixel Python):
 1. Which columns are strip: the per-column median of every 4th row (middle channel; robust to
-   defects and texture) against the midpoint of its 2nd and 98th percentiles. Less contrast than
-   `min_contrast` grey levels: the strip fills the frame.
+   defects and texture) against the midpoint between the background (its 2nd percentile) and
+   the strip (the median of the columns at least `min_contrast` grey levels above the
+   background; bright defects, glare or a dark strip do not move it). No such columns: the
+   strip fills the frame.
 2. Where exactly: the per-column mean grey as the covered fraction f of each column between the
    background and strip levels; the edge is where the summed coverage puts it,
    left = (L + k) - sum f[L-k : L+k] around the first strip column L (k = 2 columns each side),
@@ -31,10 +33,11 @@ def find_strip(image: np.ndarray, min_contrast: float = 20.0) -> tuple[float, fl
         height, width = image.shape
         mean = image.sum(axis=0, dtype=np.uint32) / np.float32(height)
         robust = np.median(image[::ROBUST_ROW_STEP], axis=0)
-    low, high = np.percentile(robust, [2, 98])
-    if high - low < min_contrast:
+    low = float(np.percentile(robust, 2))
+    above = robust[robust >= low + min_contrast]
+    if not len(above):
         return 0.0, float(width)
-    on = robust >= (low + high) / 2
+    on = robust >= (low + float(np.median(above))) / 2
     cols = np.flatnonzero(on)
     first, last = int(cols[0]), int(cols[-1]) + 1
     background = float(np.median(mean[~on])) if (~on).any() else float(low)
