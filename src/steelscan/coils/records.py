@@ -50,6 +50,7 @@ class DefectRecord:
     model_name: str | None = None
     model_version: str | None = None
     model_sha256: str | None = None
+    uid: str | None = None   # stable id given before the record is spooled (steelscan.line.spool)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class UninspectedRecord:
     end_m: float
     reason: str
     detail: str | None = None
+    uid: str | None = None   # stable id given before the record is spooled (steelscan.line.spool)
 
 
 @dataclass

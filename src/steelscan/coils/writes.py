@@ -17,8 +17,9 @@ from ..db.models import Coil, CoilSurface, Defect, DefectCrop, UninspectedSpan, 
 from .records import CoilInfo, DefectRecord, SurfaceSummary, UninspectedRecord
 
 # Shallow field copies: dataclasses.asdict deep-copies and was most of the writer's time.
-DEFECT_COLUMNS = tuple(f.name for f in fields(DefectRecord) if f.name not in ("crop_png", "frames"))
-SPAN_COLUMNS = tuple(f.name for f in fields(UninspectedRecord))
+# `uid` (the spool's record id) has no column yet: see steelscan.line.spool.
+DEFECT_COLUMNS = tuple(f.name for f in fields(DefectRecord) if f.name not in ("crop_png", "frames", "uid"))
+SPAN_COLUMNS = tuple(f.name for f in fields(UninspectedRecord) if f.name != "uid")
 SURFACE_COLUMNS = tuple(f.name for f in fields(SurfaceSummary))
 COIL_FIELDS = ("line_id", "grade", "width_mm", "thickness_mm", "length_m", "order_no", "customer",
                "exposed_surface")
