@@ -28,7 +28,7 @@ def _stored(store: CoilStore, coil_id: str) -> list[DefectRecord]:
     """The stored defects of a coil back as DefectRecords (crops included)."""
     rows = store.defects(coil_id)
     crops = store.crops([d["id"] for d in rows])
-    names = [f.name for f in dataclasses.fields(DefectRecord) if f.name != "crop_png"]
+    names = [f.name for f in dataclasses.fields(DefectRecord) if f.name not in ("crop_png", "uid")]  # uid: no column yet
     return [DefectRecord(**{k: d[k] for k in names}, crop_png=crops.get(d["id"])) for d in rows]
 
 
