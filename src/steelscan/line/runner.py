@@ -29,9 +29,11 @@ A defect crossing the weld becomes two defects, one per coil.
 
 from __future__ import annotations
 
+import logging
 import statistics
-from collections import Counter
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -42,10 +44,15 @@ from ..coils.records import CoilInfo, DefectRecord, DefectSink, SurfaceSummary, 
 from ..geometry import strip_columns, strip_width_mm
 from .config import LineConfig
 from .crops import render_crop
-from .decode import DecodedFrame, prefetch
-from .frames import FrameRow, FrameTable, image_root
+from .decode import DecodedFrame
+from .frames import FrameTable
+from .lag import LagReport
 from .merge import CoilDefect, DefectMerger, Segment, frame_pieces
+from .sources import FrameSource, ReplaySource, SourceFrame
+from .state import LineState
 from .strip import find_strip
+
+log = logging.getLogger("steelscan.line")
 
 
 class FrameInspector(Protocol):
@@ -66,6 +73,11 @@ class LineSummary:
     uninspected_m: float = 0.0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    behind: int = 0                 # frames skipped on purpose: inspection fell behind a live source
+    behind_m: float = 0.0
+    late: int = 0                   # frames that came after the runner had passed their place
+    resumed: int = 0                # frames inspected before a restart, passed quietly
+    stopped: bool = False           # stopped by a signal (open coils stay open)
 
     @property
     def frames_per_s(self) -> float:
@@ -74,7 +86,11 @@ class LineSummary:
     def line(self) -> str:
         return (f"{self.frames} frames ({self.inspected} inspected), {len(self.coils)} coil(s), "
                 f"{self.defects} defects, {self.uninspected_m:.2f} m uninspected, "
-                f"{self.frames_per_s:.1f} frames/s, {len(self.problems)} problem(s)")
+                f"{self.frames_per_s:.1f} frames/s, {len(self.problems)} problem(s)"
+                + (f", {self.behind} frames ({self.behind_m:.2f} m) skipped behind" if self.behind else "")
+                + (f", {self.late} late" if self.late else "")
+                + (f", {self.resumed} already inspected before a restart" if self.resumed else "")
+                + (" (stopped; open coils continue on restart)" if self.stopped else ""))
 
 
 @dataclass
@@ -100,20 +116,32 @@ def model_info(inspector) -> dict:
 
 
 class LineRunner:
-    """Run an inspector over recorded frames and write defects and coverage to a sink."""
+    """Run an inspector over frames from a source and write defects and coverage to a sink.
+
+    `stop`: set it (a signal handler does) to end the run cleanly: what was inspected is handed to
+    the sink and flushed, open coils stay open (their state in `state`, if given, so a restarted
+    runner continues them). `max_lag_s`: how far a live source may run ahead of inspection before
+    frames are skipped (reason `behind`)."""
 
     def __init__(self, inspector: FrameInspector, sink: DefectSink, config: LineConfig | None = None,
                  coils: dict[str, CoilInfo] | None = None, *, progress: bool = False,
-                 on_problem: Callable[[str], None] | None = None) -> None:
+                 on_problem: Callable[[str], None] | None = None, stop: threading.Event | None = None,
+                 state: LineState | None = None, max_lag_s: float = 10.0) -> None:
         self.inspector = inspector
         self.sink = sink
         self.config = config or LineConfig()
         self.coils = coils or {}
         self.progress = progress
         self.on_problem = on_problem
+        self.stop = stop or threading.Event()
+        self.state = state
+        self.max_lag_s = max_lag_s
         self.model = model_info(inspector)
         self.summary = LineSummary()
+        self.lag = LagReport()
+        self.source: FrameSource | None = None
         self._upserted: set[str] = set()
+        self._streams: dict[str, _SurfaceStream] = {}
 
     def problem(self, text: str) -> None:
         self.summary.problems.append(text)
@@ -121,20 +149,81 @@ class LineRunner:
             self.on_problem(text)
 
     def run(self, table: FrameTable, frames_dir: str | Path) -> LineSummary:
-        """Inspect every stream of `table` (images relative to `frames_dir` or its frames/
-        subfolder, see `image_root`); flush the sink."""
+        """Inspect every stream of a recorded `table` (images relative to `frames_dir` or its
+        frames/ subfolder, see `image_root`); flush the sink."""
+        return self.run_source(ReplaySource(table, frames_dir, self.coils, prefetch_depth=self.config.prefetch,
+                                            resumed=self.state is not None))
+
+    def run_source(self, source: FrameSource) -> LineSummary:
+        """Inspect frames from `source` until it ends (coils closed) or `stop` is set (coils left
+        open); flush the sink."""
         from tqdm import tqdm
 
         t0 = time.perf_counter()
-        frames_dir = image_root(frames_dir, table)
-        streams = table.streams()
-        self.summary.frames += sum(len(s) for s in streams.values())
-        with tqdm(total=self.summary.frames, unit="frame", disable=not self.progress, desc="line") as bar:
-            for surface, rows in streams.items():
-                _SurfaceStream(self, surface, rows).run(frames_dir, bar)
+        self.source = source
+        self.coils = {**self.coils, **source.coils}
+        if self.state is not None:
+            for surface in self.state.surfaces():
+                self._stream(surface)
+        pending: dict[str, list[SourceFrame]] = {}
+        ended = False
+        with tqdm(total=source.total, unit="frame", disable=not self.progress, desc="line") as bar:
+            frames = source.frames(self.stop)
+            try:
+                for item in frames:
+                    if item is None:
+                        self._process_all(pending, bar)
+                        continue
+                    self.summary.frames += 1
+                    self.lag.seen(item.arrived)
+                    batch = pending.setdefault(item.row.surface, [])
+                    batch.append(item)
+                    if len(batch) >= self.config.batch_size:
+                        self._process(item.row.surface, pending.pop(item.row.surface), bar)
+                    if self.stop.is_set():
+                        break
+                else:
+                    ended = True
+            finally:
+                frames.close()
+            self._process_all(pending, bar)
+        ended = ended and not self.stop.is_set()
+        for stream in self._streams.values():
+            stream.end(close=ended)
+        self.summary.stopped = not ended
+        self._save_state(force=True)
         self.sink.flush()
         self.summary.seconds += time.perf_counter() - t0
         return self.summary
+
+    def _stream(self, surface: str) -> "_SurfaceStream":
+        if surface not in self._streams:
+            self._streams[surface] = _SurfaceStream(self, surface)
+        return self._streams[surface]
+
+    def _process_all(self, pending: dict[str, list[SourceFrame]], bar) -> None:
+        for surface in list(pending):
+            self._process(surface, pending.pop(surface), bar)
+
+    def _process(self, surface: str, frames: list[SourceFrame], bar) -> None:
+        if not frames:
+            return
+        self.coils.update(self.source.coils)
+        self._stream(surface).process(frames, bar)
+        self.lag.report(self.summary)
+        self._save_state()
+
+    def _save_state(self, force: bool = False) -> None:
+        """The streams' places, written after what they describe is in the sink (flushed, unless
+        the sink is durable as it is handed over, like the spool)."""
+        if self.state is None:
+            return
+        if not getattr(self.sink, "durable", False):
+            self.sink.flush()
+        self.state.save({s: st.export() for s, st in self._streams.items()})
+
+    def next_coil(self, surface: str, coil_id: str) -> str | None:
+        return self.source.next_coil(surface, coil_id) if self.source is not None else None
 
     def upsert(self, coil_id: str) -> CoilInfo:
         info = self.coils.get(coil_id) or CoilInfo(coil_id)
@@ -148,14 +237,12 @@ class LineRunner:
 class _SurfaceStream:
     """One surface's frames, in order: coverage, coils, merging."""
 
-    def __init__(self, runner: LineRunner, surface: str, rows: list[FrameRow]) -> None:
+    def __init__(self, runner: LineRunner, surface: str) -> None:
         self.r = runner
         self.cfg = runner.config
         self.surface = surface
         side = self.cfg.surfaces[surface]
         self.drive_side, self.default_camera = side.drive_side, side.camera_id
-        self.rows = rows
-        self.next_coil = self._next_coils(rows)
         self.pixel = self.cfg.pixel
         self.row_m = self.pixel.along_mm / 1000.0
         self.tol_m = self.cfg.position_tolerance_px * self.row_m
@@ -165,34 +252,96 @@ class _SurfaceStream:
         self.defects: list[DefectRecord] = []
         self.spans: list[UninspectedRecord] = []
         self._counted: str | None = None
-
-    @staticmethod
-    def _next_coils(rows: list[FrameRow]) -> dict[str, str | None]:
-        """coil_id -> the coil after it in this stream (None for the last)."""
-        order = list(dict.fromkeys(r.coil_id for r in rows))
-        return {c: (order[i + 1] if i + 1 < len(order) else None) for i, c in enumerate(order)}
+        self.closed: list[str] = []      # coils this stream closed (recent ones), for late frames
+        self.resume_m: float | None = None   # the cursor restored after a restart
+        if runner.state is not None:
+            self._restore(runner.state.surface(surface))
 
     # --- the loop ------------------------------------------------------------------------------
-    def run(self, frames_dir: str | Path, bar) -> None:
+    def process(self, frames: list[SourceFrame], bar) -> None:
+        """One batch: frames already accounted for (before a restart, or late) are named and
+        passed, frames too far behind a live source are skipped, the rest decoded and inspected."""
         batch: list[DecodedFrame] = []
-        for frame in prefetch(self.rows, frames_dir, self.cfg.prefetch):
-            batch.append(frame)
-            if len(batch) >= self.cfg.batch_size:
-                self._batch(batch, bar)
-                batch = []
+        bad: dict[int, tuple[str, str]] = {}
+        now = time.monotonic()
+        for sf in frames:
+            if self._passed(sf):
+                bar.update(1)
+                continue
+            lag = now - sf.arrived
+            if self.r.source.live and lag > self.r.max_lag_s:
+                bad[len(batch)] = ("behind", f"{lag:.1f} s behind the line")
+                batch.append(DecodedFrame(sf.row, None, None))
+                continue
+            image, error = sf.decode()
+            batch.append(DecodedFrame(sf.row, image, error or (None if image is not None else "unreadable")))
         if batch:
-            self._batch(batch, bar)
-        if self.coil is not None:
+            self._batch(batch, bar, bad)
+
+    def end(self, close: bool) -> None:
+        """The source ended (close the coil) or the run was stopped (finish the open defects,
+        keep the coil open for a restart)."""
+        if self.coil is not None and close:
             self._close_coil()
+        else:
+            self._finish(self.merger.close())
         self._flush()
 
-    def _batch(self, batch: list[DecodedFrame], bar) -> None:
-        bad: dict[int, tuple[str, str]] = {}
+    def _passed(self, sf: SourceFrame) -> bool:
+        """Whether the frame's place is behind this stream already: quietly after a restart
+        (`resumed`), else it came late (named, and its length recorded as `late`)."""
+        row = sf.row
+        height = self.size[0] if self.size else None
+        if row.coil_id in self.closed:
+            behind = True
+        elif self.coil is not None and row.coil_id == self.coil.info.coil_id and height is not None:
+            behind = row.position_m + height * self.row_m <= self.coil.cursor_m + self.tol_m
+        else:
+            return False
+        if not behind:
+            return False
+        if sf.resumed:
+            self.r.summary.resumed += 1
+            return True
+        self.r.summary.late += 1
+        end_m = row.position_m + (height or 0) * self.row_m
+        self.r.problem(f"{row.file}: late: came after the line had passed {row.coil_id} {self.surface} "
+                       f"{row.position_m:.3f} m; recorded as `late`")
+        if height:
+            camera = row.camera_id or self.default_camera
+            self.spans.append(UninspectedRecord(row.coil_id, self.surface, camera, round(row.position_m, 6),
+                                                round(end_m, 6), "late", f"{row.file}: came after its place "
+                                                "was passed (its length is also recorded as missing)"))
+        return True
+
+    # --- state across restarts ---------------------------------------------------------------
+    def export(self) -> dict:
+        c = self.coil
+        return {"size": list(self.size) if self.size else None, "closed": self.closed[-100:],
+                "coil": None if c is None else {
+                    "coil_id": c.info.coil_id, "camera_id": c.camera_id, "cursor_m": c.cursor_m,
+                    "frames": c.frames, "inspected_m": c.inspected_m, "strip_mm": c.strip_mm[-512:]}}
+
+    def _restore(self, saved: dict | None) -> None:
+        if not saved:
+            return
+        self.size = tuple(saved["size"]) if saved.get("size") else self.size
+        self.closed = list(saved.get("closed") or [])
+        c = saved.get("coil")
+        if c:
+            self.coil = _Coil(self.r.upsert(c["coil_id"]), c["camera_id"], c["cursor_m"], c["frames"],
+                              c["inspected_m"], list(c["strip_mm"]))
+            self.resume_m = c["cursor_m"]
+
+    def _batch(self, batch: list[DecodedFrame], bar, bad: dict[int, tuple[str, str]] | None = None) -> None:
+        bad = dict(bad or {})
         good: list[int] = []
         if self.size is None:  # the most common size of the first batch with readable frames
             sizes = Counter(f.image.shape[:2] for f in batch if f.image is not None)
             self.size = sizes.most_common(1)[0][0] if sizes else None
         for i, f in enumerate(batch):
+            if i in bad:
+                continue
             if f.image is None:
                 bad[i] = ("unreadable", f.error or "unreadable")
                 continue
@@ -210,7 +359,9 @@ class _SurfaceStream:
             if res is not None and (getattr(res, "error", None) or res.masks is None):
                 bad[i] = ("inspection_error", str(getattr(res, "error", None) or "no masks"))
             reason = bad.get(i)
-            if reason:
+            if reason and reason[0] == "behind":
+                self.r.lag.skipped(f.row.file)
+            elif reason:
                 self.r.problem(f"{f.row.file}: {reason[0]}: {reason[1]}")
             self._frame(f, res if reason is None else None, reason)
             bar.update(1)
@@ -234,7 +385,7 @@ class _SurfaceStream:
             return
         self._inspect(f, res, f.row.position_m, (first, weld))
         if weld < height:   # (a): the frame runs past the coil's length into the next coil
-            nxt = self.next_coil.get(self.coil.info.coil_id)
+            nxt = self.r.next_coil(self.surface, self.coil.info.coil_id)
             self._close_coil()
             if nxt is not None:   # the last coil's rows past its length belong to no known coil
                 self._open_coil(nxt, f.row.camera_id)
@@ -314,6 +465,7 @@ class _SurfaceStream:
             self._uninspected(coil.cursor_m, length, "missing", "no frames up to the coil's length_m")
             coil.cursor_m = length
         self._flush()
+        self.closed = [*self.closed[-99:], coil.info.coil_id]
         widths = coil.strip_mm
         self.r.sink.close_surface(SurfaceSummary(
             coil.info.coil_id, self.surface, coil.camera_id, coil.frames, round(coil.inspected_m, 6),
@@ -333,6 +485,8 @@ class _SurfaceStream:
         self.spans.append(UninspectedRecord(self.coil.info.coil_id, self.surface, self.coil.camera_id,
                                             round(start_m, 6), round(end_m, 6), reason, detail))
         self.r.summary.uninspected_m += end_m - start_m
+        if reason == "behind":
+            self.r.summary.behind_m += end_m - start_m
 
     def _finish(self, defects: list[CoilDefect]) -> None:
         area_px_mm2 = self.pixel.along_mm * self.pixel.across_mm
