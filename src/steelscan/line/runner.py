@@ -126,7 +126,7 @@ class LineRunner:
     def __init__(self, inspector: FrameInspector, sink: DefectSink, config: LineConfig | None = None,
                  coils: dict[str, CoilInfo] | None = None, *, progress: bool = False,
                  on_problem: Callable[[str], None] | None = None, stop: threading.Event | None = None,
-                 state: LineState | None = None, max_lag_s: float = 10.0) -> None:
+                 state: LineState | None = None, max_lag_s: float = 10.0, clock=time.monotonic) -> None:
         self.inspector = inspector
         self.sink = sink
         self.config = config or LineConfig()
@@ -138,7 +138,8 @@ class LineRunner:
         self.max_lag_s = max_lag_s
         self.model = model_info(inspector)
         self.summary = LineSummary()
-        self.lag = LagReport()
+        self.clock = clock              # the sources' clock (a test's fake one)
+        self.lag = LagReport(clock)
         self.source: FrameSource | None = None
         self._upserted: set[str] = set()
         self._streams: dict[str, _SurfaceStream] = {}
@@ -263,7 +264,7 @@ class _SurfaceStream:
         passed, frames too far behind a live source are skipped, the rest decoded and inspected."""
         batch: list[DecodedFrame] = []
         bad: dict[int, tuple[str, str]] = {}
-        now = time.monotonic()
+        now = self.r.clock()
         for sf in frames:
             if self._passed(sf):
                 bar.update(1)
@@ -382,6 +383,12 @@ class _SurfaceStream:
             top_m, end_m = f.row.position_m + first * self.row_m, f.row.position_m + weld * self.row_m
             self._uninspected(top_m, end_m, *bad, f.row.file)
             self.coil.cursor_m = max(self.coil.cursor_m, end_m)
+            nxt = self.r.next_coil(self.surface, self.coil.info.coil_id) if weld < height else None
+            if nxt is not None:   # (a) for a frame not inspected: its rows past the weld, too
+                self._close_coil()
+                self._open_coil(nxt, f.row.camera_id)
+                self._uninspected(0.0, (height - weld) * self.row_m, *bad, f.row.file)
+                self.coil.cursor_m = (height - weld) * self.row_m
             return
         self._inspect(f, res, f.row.position_m, (first, weld))
         if weld < height:   # (a): the frame runs past the coil's length into the next coil

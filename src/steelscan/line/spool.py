@@ -78,7 +78,10 @@ class SpoolingSink:
     """A DefectSink that journals to `spool_dir` and forwards to `open_sink()` (see module doc).
 
     Counters: `journalled`, `forwarded` (entries), `outages` (times the database went away),
-    `rejected`. `down`: the database is failing now."""
+    `rejected`. `down`: the database is failing now. `durable`: a call's records are on disk when
+    it returns (the runner need not flush before saving its place)."""
+
+    durable = True
 
     def __init__(self, open_sink: Callable[[], DefectSink], spool_dir: str | Path, *, retry_s: float = 2.0,
                  drain_s: float = 30.0, sleep: Callable[[float], None] | None = None) -> None:
