@@ -141,7 +141,7 @@ class LineRunner:
         self.clock = clock              # the sources' clock (a test's fake one)
         self.lag = LagReport(clock)
         self.source: FrameSource | None = None
-        self._upserted: set[str] = set()
+        self._upserted: dict[str, CoilInfo] = {}
         self._streams: dict[str, _SurfaceStream] = {}
 
     def problem(self, text: str) -> None:
@@ -227,11 +227,14 @@ class LineRunner:
         return self.source.next_coil(surface, coil_id) if self.source is not None else None
 
     def upsert(self, coil_id: str) -> CoilInfo:
+        """The coil's level-2 data, sent to the sink when first seen and again when it changed
+        (a live source learns it while the coil runs)."""
         info = self.coils.get(coil_id) or CoilInfo(coil_id)
-        if coil_id not in self._upserted:
+        if self._upserted.get(coil_id) != info:
+            if coil_id not in self._upserted:
+                self.summary.coils.append(coil_id)
             self.sink.upsert_coil(info)
-            self._upserted.add(coil_id)
-            self.summary.coils.append(coil_id)
+            self._upserted[coil_id] = info
         return info
 
 
@@ -264,6 +267,8 @@ class _SurfaceStream:
         passed, frames too far behind a live source are skipped, the rest decoded and inspected."""
         batch: list[DecodedFrame] = []
         bad: dict[int, tuple[str, str]] = {}
+        if self.coil is not None:
+            self.coil.info = self.r.upsert(self.coil.info.coil_id)
         now = self.r.clock()
         for sf in frames:
             if self._passed(sf):
