@@ -207,3 +207,55 @@ def test_postgres_stopped_mid_coil_nothing_lost_or_duplicated(tmp_path):
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_full_disk_for_crops_keeps_the_records_and_warns_once_a_minute(tmp_path, caplog):
+    class FullDisk(FlakySink):
+        def flush(self):
+            if any(kind == "defect" and r.crop_png for kind, r in self.buffer):
+                self.buffer = []
+                raise OperationalError("insert", {}, Exception("database or disk is full"))
+            super().flush()
+
+    db: dict = {}
+    sink = SpoolingSink(lambda: FullDisk(db), tmp_path / "spool", retry_s=0.02)
+    for k in range(0, 30, 3):          # ten batches, every defect with a crop
+        sink.add_defects([defect(i) for i in range(k, k + 3)])
+    wait_for(lambda: sink.pending == 0)
+    sink.close()
+    stored = [r for k, r in db["rows"] if k == "defect"]
+    assert [d.frames[0] for d in stored] == [f"f{i}.png" for i in range(30)]
+    assert all(d.crop_png is None for d in stored) and sink.crops_dropped == 30
+    assert len([r for r in caplog.records if "crops are not stored" in r.message]) == 1
+    assert sink.outages == 0
+
+
+def test_prune_crops_oldest_first_pinned_never(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from steelscan.coils.prune import prune_crops
+    from steelscan.coils.store import CoilStore
+    from steelscan.db.models import Defect
+
+    with CoilStore(tmp_path / "c.db") as store:
+        store.upsert_coil(CoilInfo("C1"))
+        store.add_defects([defect(i) for i in range(10)])      # crops of 7 bytes each
+        store.flush()
+        ids = sorted(d["id"] for d in store.defects("C1"))
+        now = datetime.now(timezone.utc)
+        with store.db.session(write=True) as s:                  # defect i created i days ago... reversed
+            for k, i in enumerate(ids):
+                s.execute(update(Defect).where(Defect.id == i).values(created_at=now - timedelta(days=10 - k)))
+        store.set_pinned([ids[0], ids[5]])
+        by_age = prune_crops(store.db, max_age_days=7.5, now=now)    # ids[0..2] are 10, 9, 8 days old
+        assert by_age.defect_ids == [ids[1], ids[2]] and by_age.removed_bytes == 14 and by_age.pinned_kept == 2
+        by_size = prune_crops(store.db, max_bytes=7 * 4, now=now)     # 8 crops left, room for 4
+        assert by_size.defect_ids == [ids[3], ids[4], ids[6], ids[7]]
+        assert "removed 4" in by_size.line() and "2 pinned" in by_size.line()
+        over = prune_crops(store.db, max_bytes=7, now=now)
+        assert ids[0] not in over.defect_ids and ids[5] not in over.defect_ids and over.over_budget
+        left = store.crops(ids)
+        assert sorted(left) == [ids[0], ids[5]]
+        assert len(store.defects("C1")) == 10                       # the records stay

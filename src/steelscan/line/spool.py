@@ -16,6 +16,8 @@ on-disk journal first and forwards it to the database from there.
 - Every record gets a stable `uid` (`<journal id>:<seq>:<index>`) before it is journalled, so a
   database that keeps a unique uid can make the one ambiguous case (a commit that succeeded but
   whose acknowledgement was lost with the connection) idempotent.
+- A full disk (the database's or the spool's): the defect records are still written, without
+  their crops; one warning line per minute, not per frame.
 - An entry the database rejects for what it holds (not for being unreachable: a constraint, a bad
   value) is not retried forever: it goes to `rejected.jsonl` with the error, and is named in the log.
 
@@ -26,13 +28,14 @@ down (then it is safe on disk); `close()` forwards what it can within `drain_s`,
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import logging
 import os
 import threading
 import time
 import uuid
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -59,6 +62,22 @@ def _decode(kind: str, d: dict):
         d = {**d, "crop_png": base64.b64decode(d["crop_png"])}
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _disk_full(e: BaseException) -> bool:
+    """SQLite's SQLITE_FULL, PostgreSQL's DiskFull (53100), ENOSPC: anywhere in the cause chain."""
+    chain, seen = e, 0
+    while chain is not None and seen < 6:
+        text = str(chain).lower()
+        if ("disk is full" in text or "no space left" in text or "diskfull" in type(chain).__name__.lower()
+                or getattr(chain, "errno", None) == errno.ENOSPC or getattr(chain, "sqlstate", None) == "53100"):
+            return True
+        chain, seen = chain.__cause__ or chain.__context__, seen + 1
+    return False
+
+
+def _without_crops(records: list) -> list:
+    return [replace(r, crop_png=None) if getattr(r, "crop_png", None) is not None else r for r in records]
 
 
 def _transient(e: BaseException) -> bool:
@@ -90,6 +109,8 @@ class SpoolingSink:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.retry_s, self.drain_s = retry_s, drain_s
         self.journalled = self.forwarded = self.outages = self.rejected = 0
+        self.crops_dropped = 0          # crops not stored because a disk was full (records kept)
+        self._last_full_warn = -WARN_EVERY_S
         self.down = False
         self._id = uuid.uuid4().hex[:12]
         self._cv = threading.Condition()
@@ -167,22 +188,52 @@ class SpoolingSink:
             for i, r in enumerate(records):
                 if hasattr(r, "uid") and r.uid is None:
                     r.uid = f"{self._id}:{seq}:{i}"
-            line = json.dumps({"seq": seq, "kind": kind, "records": [_encode(r) for r in records]},
-                              separators=(",", ":")) + "\n"
-            out = self._segment(seq)
-            out.write(line.encode("utf-8"))
-            out.flush()
-            os.fsync(out.fileno())
+            try:
+                self._write_entry(seq, kind, records)
+            except OSError as e:
+                if e.errno != errno.ENOSPC or not any(getattr(r, "crop_png", None) for r in records):
+                    self._seq -= 1
+                    raise
+                records = _without_crops(records)   # the spool's disk is full: keep the records
+                self._crops_dropped(len(records), "the spool's disk is full")
+                try:
+                    self._write_entry(seq, kind, records)
+                except OSError:
+                    self._seq -= 1
+                    raise
             self.journalled += 1
             self._cv.notify_all()
 
+    def _write_entry(self, seq: int, kind: str, records: list) -> None:
+        """One journal line, fsync'd; on failure the file is cut back to where it was."""
+        data = (json.dumps({"seq": seq, "kind": kind, "records": [_encode(r) for r in records]},
+                           separators=(",", ":")) + "\n").encode("utf-8")
+        out = self._segment(seq)
+        start = os.lseek(out.fileno(), 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out.fileno(), view):]
+            os.fsync(out.fileno())
+        except OSError:
+            os.ftruncate(out.fileno(), start)
+            raise
+
+    def _crops_dropped(self, n: int, why: str) -> None:
+        self.crops_dropped += n
+        now = time.monotonic()
+        if now - self._last_full_warn >= WARN_EVERY_S:
+            self._last_full_warn = now
+            log.warning("spool: %s: defect crops are not stored, the defect records are (%d crops dropped so far)",
+                        why, self.crops_dropped)
+
     def _segment(self, seq: int):
-        if self._out is not None and self._out.tell() < SEGMENT_BYTES:
+        if self._out is not None and os.fstat(self._out.fileno()).st_size < SEGMENT_BYTES:
             return self._out
         if self._out is not None:
             self._out.close()
         self._out_path = self.dir / f"journal-{seq:012d}.jsonl"
-        self._out = open(self._out_path, "ab")
+        self._out = open(self._out_path, "ab", buffering=0)
         return self._out
 
     # --- the forwarder ------------------------------------------------------------------------
@@ -212,6 +263,10 @@ class SpoolingSink:
             self._sink.flush()
         except Exception as e:
             self._drop_sink()
+            if _disk_full(e) and any(getattr(r, "crop_png", None) for r in records):
+                self._crops_dropped(sum(1 for r in records if getattr(r, "crop_png", None)),
+                                    f"the database's disk is full ({str(e).splitlines()[0][:120]})")
+                return self._deliver(seq, kind, _without_crops(records))
             if not _transient(e):
                 self._reject(seq, kind, records, e)
                 return True
