@@ -176,6 +176,40 @@ def _open_sink(args, state: Path | None):
     return SpoolingSink(lambda: open_sink(args.db), state / f"spool-{args.surface or 'all'}")
 
 
+PRUNE_EVERY_S = 600.0
+
+
+def _start_pruner(db: str, config, stop):
+    """With a crop budget in the line config: prune the database's crops now and every
+    PRUNE_EVERY_S while the line runs; each pruning that removed something says so."""
+    if str(db).endswith(".jsonl") or (config.crop_max_age_days is None and config.crop_max_mb is None):
+        return None
+    import threading
+
+    from ..coils.prune import prune_crops
+    from ..db import open_database
+
+    def loop():
+        while True:
+            try:
+                database = open_database(db)
+                try:
+                    report = prune_crops(database, max_age_days=config.crop_max_age_days,
+                                         max_bytes=int(config.crop_max_mb * 1e6) if config.crop_max_mb else None)
+                finally:
+                    database.dispose()
+                if report.removed or report.over_budget:
+                    _say(report.line())
+            except Exception as e:   # pruning waits for the next round; inspection goes on
+                _say(f"crop pruning failed: {str(e).splitlines()[0][:200]}")
+            if stop.wait(PRUNE_EVERY_S):
+                return
+
+    t = threading.Thread(target=loop, name="crop-pruner", daemon=True)
+    t.start()
+    return t
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
     import signal
@@ -240,9 +274,13 @@ def run(args: argparse.Namespace) -> int:
         _say(f"{signal.Signals(signum).name}: stopping after this batch (open coils stay open)")
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    pruner = _start_pruner(args.db, config, stop)
     try:
         summary = runner.run_source(source)
     finally:
+        stop.set()
+        if pruner is not None:
+            pruner.join(timeout=30)
         try:
             sink.close()
         finally:

@@ -7,6 +7,8 @@ surfaces:
   bottom: {drive_side: right, camera_id: bottom}   # the bottom camera sees the strip mirrored
 frame_size: [256, 1600]               # expected [height, width] px (or frame: {height:, width:});
                                       # default: the most common size in the first batch
+crop_max_age_days: 90                 # crop budget in the database (default: keep all); pinned crops
+crop_max_mb: 2000                     # are never pruned, defect records always stay
 ```
 A surface given only in part keeps the other defaults of that surface. This is the file
 `steelscan synth-coil` writes beside its frames; its descriptive keys (`INFO_KEYS`: source,
@@ -54,6 +56,10 @@ class LineConfig(BaseModel):
     crop_max_px: int = Field(default=256, ge=16, description="crops are scaled down to fit this square")
     crop_max_rows: int = Field(default=1024, ge=16, description="rows of a long defect kept for its crop "
                                "(its head)")
+    crop_max_age_days: float | None = Field(default=None, gt=0, description="stored crops older than this are "
+                                            "pruned (defect records kept; pinned crops never)")
+    crop_max_mb: float | None = Field(default=None, gt=0, description="all stored crops within this size, "
+                                      "oldest pruned first")
     batch_size: int = Field(default=8, ge=1, description="frames per inspect() call")
     prefetch: int = Field(default=16, ge=1, description="frames decoded ahead of inference")
 

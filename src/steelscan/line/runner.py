@@ -211,7 +211,8 @@ class LineRunner:
             return
         self.coils.update(self.source.coils)
         self._stream(surface).process(frames, bar)
-        self.lag.report(self.summary)
+        if self.source.live:   # a replay or an as-fast-as-possible line has nothing to lag behind
+            self.lag.report(self.summary)
         self._save_state()
 
     def _save_state(self, force: bool = False) -> None:
