@@ -304,3 +304,17 @@ def test_camera_without_harvesters_is_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "harvesters" in err and "steelscan[camera]" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flags, field", [
+    (["--simulate", "--coils", "three"], "--coils"),
+    (["--simulate", "--speed-m-s", "0"], "--speed-m-s"),
+    (["--simulate", "--max-lag-s", "0"], "--max-lag-s"),
+    (["--watch", "no-such-folder"], None),
+])
+def test_bad_live_flags_are_one_line(tmp_path, capsys, monkeypatch, flags, field):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["line", "--oracle", str(tmp_path / "t.csv"), "--db", str(tmp_path / "x.jsonl"), *flags])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert field is None or field in err

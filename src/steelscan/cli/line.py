@@ -67,6 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cti", type=Path, metavar="FILE", help="--camera: GenTL producer (default: "
                    "GENICAM_GENTL64_PATH)")
     p.add_argument("--no-spool", action="store_true", help="write to the database directly (no disk spool)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics (lag, frames skipped "
+                   "behind) on this port")
     p.add_argument("--config", type=Path, metavar="YAML", help="line config (default: DIR/line.yaml)")
     p.add_argument("--pixel-mm", type=float, nargs=2, metavar=("ALONG", "ACROSS"), help="mm per pixel")
     p.add_argument("--surface", choices=("top", "bottom"), help="only this surface's frames (one process "
@@ -273,6 +275,14 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
         _say(f"{signal.Signals(signum).name}: stopping after this batch (open coils stay open)")
 
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(args.metrics_port)
+        except OSError as e:
+            raise ConfigError(f"cannot serve metrics on port {args.metrics_port} ({e.strerror})",
+                              field="--metrics-port") from None
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     pruner = _start_pruner(args.db, config, stop)
     try:

@@ -112,11 +112,12 @@ class WatchSource:
         self._read_csv()
         self._read_coils()
         try:
-            entries = [(e.name, e.stat().st_mtime) for e in os.scandir(self.dir) if is_frame_name(e.name)
-                       and e.name not in self._seen and e.is_file()]
+            names = {e.name: e for e in os.scandir(self.dir) if is_frame_name(e.name)}
+            entries = [(n, e.stat().st_mtime) for n, e in names.items() if n not in self._seen and e.is_file()]
         except OSError as e:
             self.on_problem(f"{self.dir}: cannot list ({e.__class__.__name__})")
             return []
+        self._seen &= names.keys()   # files the camera side cleaned away are forgotten (bounded memory)
         now = time.monotonic()
         out = []
         for name, mtime in sorted(entries, key=lambda e: (e[1], e[0])):
