@@ -318,3 +318,23 @@ def test_bad_live_flags_are_one_line(tmp_path, capsys, monkeypatch, flags, field
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert field is None or field in err
+
+
+def test_simulated_line_with_its_truth_stores_what_synth_coil_writes(tmp_path):
+    """--simulate is synth-coil as a running line: with the painted masks as the inspector, the
+    defects per coil are the ones synth-coil's defects.csv holds for the same line."""
+    import csv
+    from dataclasses import replace
+
+    from steelscan.data.synth_coil import synthesize_coils
+    from steelscan.line.simulate import TruthInspector
+
+    line = SimulatedLine(coils=2, coil_length_m=6.0, width_mm=400, frame_size=(64, 512), surfaces=("top", "bottom"),
+                         truth=True)
+    synthesize_coils(tmp_path / "coil", replace(line.base, coils=2), progress=False)
+    truth = Counter(r["coil_id"] for r in csv.DictReader(open(tmp_path / "coil" / "defects.csv")))
+    sink = MemorySink()
+    summary = LineRunner(TruthInspector(line), sink, LineConfig(surfaces={})).run_source(line)
+    assert summary.problems == [] and summary.uninspected_m == 0
+    assert Counter(d.coil_id for d in sink.defects) == truth and sum(truth.values()) > 0
+    assert {(s.coil_id, s.surface) for s in sink.surfaces} == {(c, s) for c in truth for s in ("top", "bottom")}

@@ -36,7 +36,7 @@ class SimulatedLine:
                  realtime: bool = False, width_mm: float = 1250.0, seed: int = 0,
                  pixel_mm: tuple[float, float] = (1.0, 1.0), frame_size: tuple[int, int] = (256, 1600),
                  surfaces: tuple[str, ...] = ("top", "bottom"), start_block: int = 0,
-                 clock=time.monotonic, sleep=None) -> None:
+                 clock=time.monotonic, sleep=None, truth: bool = False, density: float = 1.0) -> None:
         from ..errors import ConfigError
 
         if coils is not None and coils < 1:
@@ -46,11 +46,13 @@ class SimulatedLine:
         self.n_coils, self.realtime, self.speed = coils, realtime, speed_m_s
         self.base = SynthCoilConfig(length_m=coil_length_m, width_mm=width_mm, seed=seed,
                                     pixel=PixelSize(*pixel_mm), frame_height=frame_size[0],
-                                    frame_width=frame_size[1], surfaces=tuple(surfaces))
+                                    frame_width=frame_size[1], surfaces=tuple(surfaces), density=density)
         self.base.validate()
         self.start_block = start_block
         self.clock, self.sleep = clock, sleep
         self._resume = False
+        self.truth = truth
+        self.masks: dict[str, np.ndarray] = {}   # file -> (4, H, W) painted masks (truth=True), until inspected
         self.coils: dict[str, CoilInfo] = {}
         self._order: list[str] = []
         self.total = None if coils is None else self._frames_total()
@@ -119,7 +121,9 @@ class SimulatedLine:
                 ids = tuple(by_frame.get((info.surface, info.frame), ()))
 
                 def load(plan=plan, info=info, ids=ids):
-                    grey, _, _ = render_frame(plan, info.surface, info.frame, [plan.defects[i] for i in ids])
+                    grey, masks, _ = render_frame(plan, info.surface, info.frame, [plan.defects[i] for i in ids])
+                    if self.truth:
+                        self.masks[info.file] = masks
                     return np.repeat(grey[:, :, None], 3, axis=2)
 
                 yield SourceFrame(row, due if self.realtime else self.clock(), load=load, resumed=self._resume)
@@ -132,3 +136,30 @@ class SimulatedLine:
         if block is not None and block >= 0:
             self.start_block = block
             self._resume = True
+
+
+class TruthInspector:
+    """An inspector that answers a simulated line's frames with the masks the generator painted
+    (the oracle for `--simulate`: geometry, speed of everything but the model, the spool
+    benchmark). Works with `SimulatedLine(truth=True)`, which keeps each rendered frame's masks
+    until this inspector takes them."""
+
+    class_names = ["pits", "inclusion", "scratches", "patches"]
+
+    def __init__(self, line: "SimulatedLine") -> None:
+        from ..inference.cascade import InspectionResult
+        from ..inference.postprocess import find_defects
+
+        self._result, self._find = InspectionResult, find_defects
+        self.line = line
+        self.model_info = {"name": "simulated-truth", "version": None, "sha256": None}
+
+    def inspect(self, images, image_ids):
+        out = []
+        for im, i in zip(images, image_ids):
+            masks = self.line.masks.pop(i)
+            defects = self._find(masks, None, self.class_names)
+            scores = masks.reshape(len(masks), -1).any(axis=1).astype(np.float32)
+            out.append(self._result(i, "NG" if defects else "OK", masks, scores, defects, True, {}, None,
+                                    list(self.class_names), "simulated-truth"))
+        return out
