@@ -1,15 +1,22 @@
-"""The line runner: recorded frames of one or more coils in, defects and coverage in coil
+"""The line runner: frames of one or more coils in, from a FrameSource (a recorded replay, a
+watched folder, a simulated line, a camera: see `sources`), defects and coverage in coil
 coordinates out, to a DefectSink (the coil database, or anything with its five methods).
 
-Per surface, frames go in stream order (`FrameTable.streams`): decoded ahead by a reader thread,
-inspected `batch_size` at a time, then one by one: strip edges, the rows that are new, pieces in
+Per surface, frames go in stream order (a replay's `FrameTable.streams`; a live source's arrival
+order, sorted in its reorder window), inspected `batch_size` at a time (a live source's batch is
+whatever came when it goes idle), then one by one: strip edges, the rows that are new, pieces in
 coil coordinates, merged across frame boundaries, crops. Records go to the sink once per batch.
+A live source that runs more than `max_lag_s` ahead gets frames skipped (reason `behind`); a
+frame whose place the stream has passed is `late` (or, after a restart, passed quietly). With a
+`LineState` the streams' places are saved after each batch, and a stopped run leaves its coils
+open for the next one.
 
 Coverage is honest; every metre of a coil is either inspected or an UninspectedRecord:
 - `missing`: no frame covers it (a jump of more than `position_tolerance_px` rows between frames,
   the head before the first frame, the tail after the last one up to the coil's `length_m`);
 - `unreadable`: the image is missing or corrupt; `wrong_size`: it is not the expected size
-  (`frame_size`, else the most common size in the first batch); `inspection_error`: the inspector failed on it.
+  (`frame_size`, else the most common size in the first batch); `inspection_error`: the inspector failed on it;
+  `behind`: skipped on purpose, inspection was behind a live source; `late`: came after its place was passed.
   The frame's length counts as uninspected and the run goes on.
 - Overlapping frames: rows already inspected are skipped (never counted twice). A frame entirely
   inside inspected length, like a duplicate in frames.csv, is a problem line, not a record: its
