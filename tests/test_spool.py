@@ -6,6 +6,7 @@ PostgreSQL server under a CoilStore mid-coil."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -259,3 +260,37 @@ def test_prune_crops_oldest_first_pinned_never(tmp_path):
         left = store.crops(ids)
         assert sorted(left) == [ids[0], ids[5]]
         assert len(store.defects("C1")) == 10                       # the records stay
+
+
+def test_full_spool_disk_keeps_the_records_without_crops(tmp_path, monkeypatch):
+    """ENOSPC while journalling a batch with crops: the line is cut back, the records go in
+    without their crops; a batch that cannot be journalled at all raises (never half-written)."""
+    import errno
+
+    import steelscan.line.spool as spool_mod
+
+    db: dict = {"down": True}
+    sink = SpoolingSink(lambda: FlakySink(db), tmp_path / "spool", retry_s=0.02, drain_s=0)
+    real_write = os.write
+    full = {"crops": True, "all": False}
+
+    def write(fd, data):
+        if full["all"] or (full["crops"] and b'"crop_png":"' in bytes(data)):
+            real_write(fd, bytes(data)[:10])            # part of the line made it to disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(spool_mod.os, "write", write)
+    sink.add_defects([defect(0), defect(1)])
+    full["all"] = True
+    with pytest.raises(OSError):
+        sink.add_defects([defect(2)])
+    full["all"] = full["crops"] = False
+    sink.add_defects([defect(3)])
+    db["down"] = False
+    wait_for(lambda: sink.pending == 0)
+    sink.close()
+    stored = [r for k, r in db["rows"] if k == "defect"]
+    assert [(d.frames[0], d.crop_png is None) for d in stored] == [("f0.png", True), ("f1.png", True),
+                                                                   ("f3.png", False)]
+    assert sink.crops_dropped == 2

@@ -194,13 +194,14 @@ class SpoolingSink:
                 if e.errno != errno.ENOSPC or not any(getattr(r, "crop_png", None) for r in records):
                     self._seq -= 1
                     raise
+                dropped = sum(1 for r in records if getattr(r, "crop_png", None))
                 records = _without_crops(records)   # the spool's disk is full: keep the records
-                self._crops_dropped(len(records), "the spool's disk is full")
                 try:
                     self._write_entry(seq, kind, records)
                 except OSError:
                     self._seq -= 1
                     raise
+                self._crops_dropped(dropped, "the spool's disk is full")
             self.journalled += 1
             self._cv.notify_all()
 
