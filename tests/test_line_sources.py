@@ -338,3 +338,22 @@ def test_simulated_line_with_its_truth_stores_what_synth_coil_writes(tmp_path):
     assert summary.problems == [] and summary.uninspected_m == 0
     assert Counter(d.coil_id for d in sink.defects) == truth and sum(truth.values()) > 0
     assert {(s.coil_id, s.surface) for s in sink.surfaces} == {(c, s) for c in truth for s in ("top", "bottom")}
+
+
+def test_cli_simulate_with_the_truth_fills_the_database(tmp_path):
+    from steelscan.coils.store import CoilStore
+
+    (tmp_path / "line.yaml").write_text("frame_size: [64, 512]\n")
+    db = tmp_path / "coils.db"
+    rc = main(["line", "--simulate", "--oracle", "truth", "--coils", "2", "--coil-length-m", "4", "--db", str(db),
+               "--config", str(tmp_path / "line.yaml"), "--quiet"])
+    assert rc == 0
+    with CoilStore(str(db)) as store:
+        coils, n = store.list_coils()
+        assert n == 2
+        for c in coils:
+            detail = store.coil(c["coil_id"])
+            assert {s["surface"] for s in detail["surfaces"]} == {"top", "bottom"}
+            assert all(s["inspected_m"] == pytest.approx(4.0) for s in detail["surfaces"])
+    assert json.loads((tmp_path / "coils.db.line" / "state-all.json").read_text())["surfaces"]["top"]["coil"] is None
+    assert not list((tmp_path / "coils.db.line" / "spool-all").glob("journal-*.jsonl"))[1:]

@@ -3,7 +3,7 @@
     steelscan line --model MODEL --db coils.db --frames DIR [--coils coils.csv] [--config line.yaml]
     steelscan line --model MODEL --db coils.db --watch DIR [--state DIR] [--max-lag-s S]
     steelscan line --model MODEL --db coils.db --simulate [--coils N] [--coil-length-m L]
-                   [--speed-m-s V] [--realtime]
+                   [--speed-m-s V] [--realtime]          (--oracle truth: the painted masks, no model)
     steelscan line --model MODEL --db coils.db --camera --surface top [--cti FILE]   (pip install steelscan[camera])
 
 Sources: `--frames DIR` replays a recorded coil and never skips a frame; `--watch DIR` inspects
@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--camera", action="store_true", help="live: a GenICam camera (needs steelscan[camera])")
     p.add_argument("--db", required=True, metavar="URL_OR_PATH", help="defect database (or FILE.jsonl)")
     p.add_argument("--model", metavar="NAME_OR_DIR", help="model bundle (a shipped name or a folder)")
-    p.add_argument("--oracle", type=Path, metavar="TRAIN_CSV", help="inspect with these truth masks instead")
+    p.add_argument("--oracle", type=Path, metavar="TRAIN_CSV", help="inspect with these truth masks instead "
+                   "(with --simulate: `--oracle truth`, the masks the generator painted)")
     p.add_argument("--coils", metavar="CSV|N", help="level-2 coil data (default: DIR/coils.csv); with "
                    "--simulate: the number of coils (default: endless)")
     p.add_argument("--coil-length-m", type=float, default=200.0, metavar="L", help="--simulate: metres per coil "
@@ -255,7 +256,15 @@ def run(args: argparse.Namespace) -> int:
         opened = [(state.surface(s) or {}).get("coil") for s in state.surfaces()]
         source.resume(next((c["coil_id"] for c in opened if c), None))
 
-    if args.oracle:
+    if args.oracle and args.simulate:
+        from ..line.simulate import TruthInspector
+
+        if str(args.oracle) != "truth":
+            raise ConfigError(f"with --simulate, --oracle truth (the painted masks); got {args.oracle}",
+                              field="--oracle")
+        source.truth = True
+        inspector = TruthInspector(source)
+    elif args.oracle:
         from ..line.oracle import OracleInspector
 
         inspector = OracleInspector(args.oracle)

@@ -33,7 +33,7 @@ BLOCK_COILS = 4
 
 class SimulatedLine:
     def __init__(self, *, coils: int | None = None, coil_length_m: float = 200.0, speed_m_s: float = 2.0,
-                 realtime: bool = False, width_mm: float = 1250.0, seed: int = 0,
+                 realtime: bool = False, width_mm: float | None = None, seed: int = 0,
                  pixel_mm: tuple[float, float] = (1.0, 1.0), frame_size: tuple[int, int] = (256, 1600),
                  surfaces: tuple[str, ...] = ("top", "bottom"), start_block: int = 0,
                  clock=time.monotonic, sleep=None, truth: bool = False, density: float = 1.0) -> None:
@@ -44,6 +44,8 @@ class SimulatedLine:
         if not (math.isfinite(speed_m_s) and speed_m_s > 0):
             raise ConfigError(f"must be > 0, got {speed_m_s}", field="--speed-m-s")
         self.n_coils, self.realtime, self.speed = coils, realtime, speed_m_s
+        if width_mm is None:   # a 1250 mm strip, or 80 % of a smaller camera field
+            width_mm = min(1250.0, round(0.8 * frame_size[1] * pixel_mm[1]))
         self.base = SynthCoilConfig(length_m=coil_length_m, width_mm=width_mm, seed=seed,
                                     pixel=PixelSize(*pixel_mm), frame_height=frame_size[0],
                                     frame_width=frame_size[1], surfaces=tuple(surfaces), density=density)
