@@ -357,3 +357,13 @@ def test_cli_simulate_with_the_truth_fills_the_database(tmp_path):
             assert all(s["inspected_m"] == pytest.approx(4.0) for s in detail["surfaces"])
     assert json.loads((tmp_path / "coils.db.line" / "state-all.json").read_text())["surfaces"]["top"]["coil"] is None
     assert not list((tmp_path / "coils.db.line" / "spool-all").glob("journal-*.jsonl"))[1:]
+
+
+def test_second_runner_on_the_same_state_is_refused(tmp_path):
+    from steelscan.errors import ConfigError
+
+    first = LineState(tmp_path / "state")
+    first.lock()
+    with pytest.raises(ConfigError, match="another steelscan line"):
+        LineState(tmp_path / "state").lock()
+    LineState(tmp_path / "state", "top").lock()       # another camera process: its own state

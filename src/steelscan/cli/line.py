@@ -252,6 +252,8 @@ def run(args: argparse.Namespace) -> int:
     keep_place = args.state is not None or args.frames is None
     state_folder = state_dir(args)
     state = LineState(state_folder, args.surface or "all") if keep_place else None
+    if state is not None:
+        state.lock()
     if state is not None and args.simulate:
         opened = [(state.surface(s) or {}).get("coil") for s in state.surfaces()]
         source.resume(next((c["coil_id"] for c in opened if c), None))

@@ -107,6 +107,7 @@ class SpoolingSink:
         self.open_sink = open_sink
         self.dir = Path(spool_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = self._take_lock()
         self.retry_s, self.drain_s = retry_s, drain_s
         self.journalled = self.forwarded = self.outages = self.rejected = 0
         self.crops_dropped = 0          # crops not stored because a disk was full (records kept)
@@ -128,6 +129,21 @@ class SpoolingSink:
                         self.dir, pending)
         self._thread = threading.Thread(target=self._forward, name="spool-forwarder", daemon=True)
         self._thread.start()
+
+    def _take_lock(self):
+        """One process per spool folder (two would forward the same entries twice)."""
+        import fcntl
+
+        from ..errors import ConfigError
+
+        f = open(self.dir / "spool.lock", "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise ConfigError("another process uses this spool folder (one per runner: give each its own "
+                              "--state or --surface)", path=self.dir) from None
+        return f
 
     # --- DefectSink: journal ------------------------------------------------------------------
     def upsert_coil(self, coil: CoilInfo) -> None:
@@ -175,6 +191,7 @@ class SpoolingSink:
             except Exception as e:  # its entries are acknowledged only after a flush; nothing is lost
                 log.warning("spool: closing the database sink failed: %s", e)
             self._sink = None
+        self._lock.close()
 
     @property
     def pending(self) -> int:

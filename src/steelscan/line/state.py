@@ -29,6 +29,20 @@ class LineState:
                 raise ConfigError(f"line state not readable ({e.__class__.__name__}); move it away to start "
                                   "afresh", path=self.path) from None
 
+    def lock(self) -> None:
+        """Hold `state-<name>.lock` for this process's life: a second runner on the same state
+        (which would inspect the same frames again) stops with one line instead."""
+        import fcntl
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.folder / f"{self.path.stem}.lock", "a+")
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise ConfigError("another steelscan line runs with this state; give each process its own --state "
+                              "(or --surface)", path=self.folder) from None
+
     def surfaces(self) -> list[str]:
         return [s for s, v in self.data.get("surfaces", {}).items() if v]
 
