@@ -117,6 +117,8 @@ def test_oversized_upload_gets_413(tmp_path):
         r = c.post("/v1/inspect", content=chunks, headers={"content-type": "multipart/form-data; boundary=x"})
         assert r.status_code == 413 and "10,485 bytes" in r.json()["detail"], r.text
         assert c.get("/v1/inspections").json()["total"] == 1
+
+
 @pytest.mark.parametrize("payload, status", [
     (b"this is not an image at all", 415),
     (b"", 422),

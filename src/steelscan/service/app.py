@@ -223,7 +223,6 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
                   description="Steel-surface defect inspection: a classifier gates a segmenter; "
                               "masks come back as Kaggle RLE.")
     app.state.metrics, app.state.inspector = metrics, inspector
-    app.state.slots = slots  # the inspection slots (tests saturate them)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):
