@@ -148,7 +148,8 @@ def _png(rng: np.random.Generator, h: int = 24, w: int = 48) -> bytes:
 def make_coil_records(coil_id: str = "C1", n: int = 40, seed: int = 0, length_m: float = 20.0,
                       width_mm: float = 1200.0, surfaces: tuple[str, ...] = ("top", "bottom")):
     """Deterministic records of one coil for the database tests: (CoilInfo, defects, uninspected,
-    surface summaries). Every 4th defect has no crop; classes 1..4; some long scratches."""
+    surface summaries). Every 4th defect has no crop, every 2nd no uid; classes 1..4; some long
+    scratches."""
     from steelscan.coils.records import CoilInfo, DefectRecord, SurfaceSummary, UninspectedRecord
 
     rng = np.random.default_rng(seed)
@@ -165,7 +166,8 @@ def make_coil_records(coil_id: str = "C1", n: int = 40, seed: int = 0, length_m:
         defects.append(DefectRecord(
             coil_id, surface, f"cam-{surface}", c, names[c], round(float(rng.uniform(0.5, 1)), 4), start,
             start + length / 1000, a0, a0 + w, length, w, round(length * w * 0.7, 3), [f"{surface}_{i:04d}.png"],
-            None if i % 4 == 0 else _png(rng), "tiny-strip", "0.1.0", f"{i:064x}"))
+            None if i % 4 == 0 else _png(rng), "tiny-strip", "0.1.0", f"{i:064x}",
+            uid=f"{coil_id}/{surface}/{i}" if i % 2 else None))
     spans = [UninspectedRecord(coil_id, surfaces[0], f"cam-{surfaces[0]}", 5.0, 6.25, "missing"),
              UninspectedRecord(coil_id, surfaces[-1], f"cam-{surfaces[-1]}", 0.0, 0.5, "unreadable", "x.png")]
     summaries = [SurfaceSummary(coil_id, s, f"cam-{s}", 80, length_m - 1.25, length_m, 1190.0, 1200.5, 1211.0)

@@ -78,6 +78,19 @@ def test_coil_upserts_merge_and_surfaces_replace(db_url):
         assert [(s["frames"], s["end_m"], s["strip_width_mm_max"]) for s in c["surfaces"]] == [(9, 9.0, 1002.0)]
 
 
+def test_uid_makes_writes_idempotent(db_url):
+    _, defects, _, _ = make_coil_records("U", 12, seed=4)
+    with CoilStore(db_url) as store:
+        store.add_defects(defects)
+        store.flush()
+        store.add_defects(defects[:8] + defects[:8])   # a retried batch, and a repeat inside it
+        store.flush()
+        stored = store.defects("U")
+    with_uid = [d for d in defects if d.uid]
+    assert len(with_uid) == 6 and sum(d["uid"] is not None for d in stored) == 6
+    assert len(stored) == 12 + 2 * 4   # only the 4 uid-less defects of the repeats are stored again
+
+
 def _hold_write_lock(db_url: str, path: Path | None):
     """Open a connection that blocks every insert into defects until released."""
     if path is not None:

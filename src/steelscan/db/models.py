@@ -91,6 +91,7 @@ class Defect(Base):
     model_name: Mapped[str | None] = mapped_column(String(128))
     model_version: Mapped[str | None] = mapped_column(String(64))
     model_sha256: Mapped[str | None] = mapped_column(String(64))
+    uid: Mapped[str | None] = mapped_column(String(128), unique=True)   # DefectRecord.uid
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 

@@ -89,10 +89,12 @@ def upgrade() -> None:
     sa.Column('model_name', sa.String(length=128), nullable=True),
     sa.Column('model_version', sa.String(length=64), nullable=True),
     sa.Column('model_sha256', sa.String(length=64), nullable=True),
+    sa.Column('uid', sa.String(length=128), nullable=True),
     sa.Column('pinned', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['coil_id'], ['coils.coil_id'], name=op.f('fk_defects_coil_id_coils'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_defects'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_defects')),
+    sa.UniqueConstraint('uid', name=op.f('uq_defects_uid'))
     )
     with op.batch_alter_table('defects', schema=None) as batch_op:
         batch_op.create_index('ix_defects_coil_class', ['coil_id', 'class_id'], unique=False)
