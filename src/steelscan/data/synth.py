@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..defaults import FRAME_HEIGHT, FRAME_WIDTH
 from ..errors import DatasetError
 from .layout import KaggleLayoutWriter, default_class_names, read_meta
 
@@ -56,7 +57,8 @@ from .layout import KaggleLayoutWriter, default_class_names, read_meta
 #   the spread of a mask's components across the width (max xmax - min xmin, quantiles).
 # --------------------------------------------------------------------------------------------
 
-REFERENCE_HEIGHT = 256  # sizes below are pixels of a 256-high frame; scaled by height / 256
+REFERENCE_HEIGHT, REFERENCE_WIDTH = FRAME_HEIGHT, FRAME_WIDTH  # sizes below are px of a Severstal frame;
+# they scale with height / REFERENCE_HEIGHT, positions with width / REFERENCE_WIDTH
 CLEAN_FRACTION = 0.47
 NUM_CLASSES = 4
 SINGLE_CLASS_COUNTS = {1: 769, 2: 195, 3: 4759, 4: 516}
@@ -185,7 +187,7 @@ def render_strip(rng: np.random.Generator, height: int, width: int) -> tuple[np.
 def _add_specks(rng: np.random.Generator, img: np.ndarray, s: float) -> None:
     """Sparse 1-3 px dust specks (bright or dark), in place."""
     h, w = img.shape
-    n = int(rng.integers(0, 60) * (h * w) / (REFERENCE_HEIGHT * 1600)) + 1
+    n = int(rng.integers(0, 60) * (h * w) / (REFERENCE_HEIGHT * REFERENCE_WIDTH)) + 1
     size = max(1, int(round(2 * s)))
     ys = rng.integers(0, max(1, h - size), n)
     xs = rng.integers(0, max(1, w - size), n)
@@ -363,7 +365,7 @@ def _draw_class(rng: np.random.Generator, class_id: int, img: np.ndarray, bg: np
     if cols.size == 0:
         return out
     n = max(1, int(round(_from_quantiles(rng, prior.components, 1, 1.5 * prior.components[-1]))))
-    spread = _from_quantiles(rng, prior.spread, prior.spread[0] / 2, 1600) * width / 1600
+    spread = _from_quantiles(rng, prior.spread, prior.spread[0] / 2, REFERENCE_WIDTH) * width / REFERENCE_WIDTH
     cx = rng.uniform(cols[0], cols[-1] + 1)
     for _ in range(n):
         h, w, full = _component_size(rng, prior, height, width, s)
@@ -421,7 +423,7 @@ def _choose_classes(rng: np.random.Generator, clean_fraction: float) -> list[int
     return list(combos[int(rng.choice(len(combos), p=weights / weights.sum()))])
 
 
-def render_sample(rng: np.random.Generator, height: int = 256, width: int = 1600, *,
+def render_sample(rng: np.random.Generator, height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH, *,
                   clean_fraction: float = CLEAN_FRACTION,
                   class_ids: Sequence[int] | None = None) -> SynthSample:
     """Generate one frame. `class_ids` forces the defect classes (empty = clean); otherwise
@@ -453,7 +455,7 @@ def render_sample(rng: np.random.Generator, height: int = 256, width: int = 1600
                        np.round(bg).astype(np.uint8), present)
 
 
-def generate_image(rng: np.random.Generator, height: int = 256, width: int = 1600, *,
+def generate_image(rng: np.random.Generator, height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH, *,
                    clean_fraction: float = CLEAN_FRACTION,
                    class_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic frame: (image RGB uint8 (H, W, 3), masks (C=4, H, W) uint8 0/1)."""
@@ -475,8 +477,8 @@ def _render_encoded(job: tuple[int, int, int, int, float]) -> tuple[bytes, np.nd
     return encode_jpeg(image), np.packbits(masks, axis=-1)
 
 
-def synthesize_dataset(out_dir: str | Path, n: int, seed: int, height: int = 256,
-                       width: int = 1600, *, clean_fraction: float = CLEAN_FRACTION,
+def synthesize_dataset(out_dir: str | Path, n: int, seed: int, height: int = FRAME_HEIGHT,
+                       width: int = FRAME_WIDTH, *, clean_fraction: float = CLEAN_FRACTION,
                        workers: int = 1, progress: bool = True) -> Path:
     """Write n synthetic frames in the Kaggle layout (train_images/*.jpg, train.csv,
     steelscan.json) under out_dir and return out_dir. Image i depends only on (seed, i)."""

@@ -121,27 +121,17 @@ class UploadError(Exception):
 
 
 def decode_upload(data: bytes, filename: str) -> np.ndarray:
-    """Image bytes -> RGB uint8 (H, W, 3); UploadError 415 (not an image) or 422 (corrupt)."""
-    from PIL import Image, UnidentifiedImageError
+    """Image bytes -> RGB uint8 (H, W, 3) (steelscan.images, 16-bit included); UploadError
+    415 (not an image) or 422 (empty, corrupt or too many pixels)."""
+    from ..images import NotAnImageError, decode_image_bytes
+    from ..errors import ImageError
 
-    if not data:
-        raise UploadError(422, f"{filename}: empty file")
     try:
-        im = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise UploadError(415, f"{filename}: not a supported image (PNG, JPEG, BMP or TIFF expected)") from None
-    except Exception as e:
-        raise UploadError(422, f"{filename}: unreadable image ({e.__class__.__name__})") from None
-    with im:
-        w, h = im.size
-        if w * h > MAX_IMAGE_PIXELS:
-            raise UploadError(422, f"{filename}: {w}x{h} pixels is more than {MAX_IMAGE_PIXELS:,}")
-        try:
-            im.load()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-        except Exception as e:  # truncated/corrupt data in a recognised format
-            raise UploadError(422, f"{filename}: corrupt {im.format or 'image'} ({e.__class__.__name__}: "
-                                   f"{' '.join(str(e).split())[:120]})") from None
+        return decode_image_bytes(data, filename, max_pixels=MAX_IMAGE_PIXELS)
+    except NotAnImageError as e:
+        raise UploadError(415, str(e)) from None
+    except ImageError as e:
+        raise UploadError(422, str(e)) from None
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -189,8 +179,12 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
     if inspector is None:
         if model is None:
             raise ValueError("create_app needs a model or an inspector")
-        inspector, engine, model_name = load_inspector(model, engine, threads or
-                                                       max(1, (os.cpu_count() or 2) // max_concurrency))
+        from ..runtime import build_inspector
+
+        # tiling on (the default): a long strip is inspected as `steelscan predict` does it
+        inspector = build_inspector(model, engine=engine, batch_size=1,
+                                    threads=threads or max(1, (os.cpu_count() or 2) // max_concurrency))
+        engine, model_name = inspector.settings["engine"], inspector.model_info["name"]
     limit = int(max_upload_mb * 1024 * 1024)
     store = InspectionStore(db_path)
     metrics = ServiceMetrics(inspector.class_names)
@@ -281,21 +275,6 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     return app
-
-
-def load_inspector(model: str | Path, engine: str, threads: int | None):
-    """(Inspector, engine actually used, bundle name) for a bundle; engine "auto" picks
-    the fastest the bundle has: onnx-int8, else onnx, else torch."""
-    from ..export.bundle import load_bundle, read_manifest, resolve_model
-    from ..inference.cascade import Inspector
-
-    model_dir = resolve_model(model)
-    if engine == "auto":
-        manifest = read_manifest(model_dir)
-        seg = manifest["segmenter"]
-        engine = "onnx-int8" if seg.get("onnx_int8") else "onnx" if seg.get("onnx") else "torch"
-    cls, seg, thresholds, manifest = load_bundle(model_dir, engine=engine, threads=threads)
-    return Inspector(cls, seg, thresholds, manifest.get("class_names"), batch_size=1), engine, manifest.get("name")
 
 
 def _version() -> str:
