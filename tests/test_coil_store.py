@@ -38,6 +38,7 @@ def _key(d: DefectRecord):
 
 def test_round_trip_every_field(db_url):
     coil, defects, spans, summaries = make_coil_records("C-7", 30, seed=3)
+    defects[5].model_name = "oracle:" + "/very/long/path" * 30   # no length limit on any dialect
     with CoilStore(db_url) as store:
         store.upsert_coil(coil)
         store.add_defects(defects[:12])

@@ -6,6 +6,7 @@ PostgreSQL: psycopg 3, a connect timeout so a dead host fails in seconds."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -21,6 +22,9 @@ from ..errors import DatabaseError
 from .url import database_url, masked_url
 
 CONNECT_TIMEOUT_S = 5
+# psycopg warns through logging when it tidies up after a failed pipeline; with no handler set,
+# Python would print that to stderr beside our one-line error. Apps that configure logging see it.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 SQLITE_BUSY_TIMEOUT_S = 30
 
 
