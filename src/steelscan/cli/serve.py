@@ -14,7 +14,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", metavar="MODEL_DIR", required=True, help="bundle folder or shipped model name")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--db", default="inspections.sqlite", metavar="FILE", help="SQLite history (default inspections.sqlite)")
+    p.add_argument("--db", default="inspections.sqlite", metavar="DB",
+                   help="history database: SQLAlchemy URL or SQLite path (default inspections.sqlite)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB")
     p.add_argument("--max-concurrency", type=int, default=2, metavar="N",
                    help="inspections run at once; more get 503 (default 2)")
