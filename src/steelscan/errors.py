@@ -44,3 +44,7 @@ class ConfigError(SteelscanError):
 
 class ModelError(SteelscanError):
     """A model, run folder or weights file that is missing or does not fit."""
+
+
+class DatabaseError(SteelscanError):
+    """A database URL that is malformed, unsupported or does not answer (password masked)."""
