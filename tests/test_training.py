@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,11 @@ from steelscan.errors import ConfigError
 from steelscan.training import load_config, resume, train
 from steelscan.training.augment import Augment, sample_rng
 from steelscan.training.dataset import DefectDataset, EpochSampler, class_balance_weights, scan_images
-from steelscan.training.trainer import HANG_AT_STEP, RANK_DIGEST_DIR, lr_factor, weights_digest
+from steelscan.training.machine import seed_everything
+from steelscan.training.trainer import lr_factor, weights_digest
 
 REPO = Path(__file__).resolve().parents[1]
+ENTRY = Path(__file__).resolve().parent / "train_entry.py"   # `steelscan train` + fault-injection callbacks
 STEELSCAN = str(Path(sys.executable).parent / "steelscan")
 H, W = 64, 128
 
@@ -222,22 +223,22 @@ def test_resume_after_hard_kill_reproduces_uninterrupted_run(toy, tmp_path):
              "--threads", "1", "--max-steps-per-epoch", "3", "--val-fraction", "0.25", "--patience", "0"]
     ref = tmp_path / "ref"
     killed = tmp_path / "killed"
-    env = {**os.environ, HANG_AT_STEP: "5"}                   # stall mid-epoch 2 (3 steps per epoch)
-    proc = subprocess.Popen([STEELSCAN, "train", "segmenter", "--data", str(toy), "--out", str(killed), *flags],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # stall mid-epoch 2 (3 steps per epoch), through the test-side entry script's callback
+    proc = subprocess.Popen([sys.executable, str(ENTRY), "--hang-at-step", "5", "segmenter", "--data", str(toy),
+                             "--out", str(killed), *flags], env=entry_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     try:
         run_cli(["train", "segmenter", "--data", str(toy), "--out", str(ref), *flags])  # meanwhile
-        deadline = time.time() + 120
-        while not (killed / "state" / "state.json").exists():
-            assert proc.poll() is None and time.time() < deadline, "first epoch never checkpointed"
-            time.sleep(0.2)
-        time.sleep(0.5)
+        hung = any("hanging at step 5" in line for line in proc.stderr)  # the hook announces itself
+        assert hung, "the run ended before it reached step 5"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stderr.close()
     state = json.loads((killed / "state" / "state.json").read_text())
     assert state["epoch"] == 1 and state["step"] == 3
-    run_cli(["train", "segmenter", "--out", str(killed), "--resume"])
+    # resuming with the same flags as the first run is fine: only a changed value is refused
+    run_cli(["train", "segmenter", "--out", str(killed), "--resume", *flags])
     a, b = load_file(str(ref / "last.safetensors")), load_file(str(killed / "last.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     ref_rows = (ref / "metrics.csv").read_text().splitlines()
@@ -247,19 +248,26 @@ def test_resume_after_hard_kill_reproduces_uninterrupted_run(toy, tmp_path):
     assert strip(got_rows) == strip(ref_rows)
 
 
+def entry_env(**extra: str) -> dict:
+    """The environment of a subprocess that must import this very steelscan package."""
+    import steelscan
+    src = str(Path(steelscan.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), **extra}
+
+
 def run_cli(args: list[str], env: dict | None = None) -> None:
-    res = subprocess.run([STEELSCAN, *args], capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run([STEELSCAN, *args], capture_output=True, text=True, env=env or entry_env(), timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
 
 
 def test_two_process_data_parallel_ranks_end_identical(toy, tmp_path):
     digests = tmp_path / "digests"
-    env = {**os.environ, RANK_DIGEST_DIR: str(digests), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", STEELSCAN,
-           "train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "ddp"), "--epochs", "1",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ENTRY),
+           "--rank-digest-dir", str(digests),
+           "segmenter", "--data", str(toy), "--out", str(tmp_path / "ddp"), "--epochs", "1",
            "--batch-size", "2", "--crop", "48x96", "--base-width", "4", "--workers", "0", "--threads", "1",
            "--max-steps-per-epoch", "3", "--val-fraction", "0.25"]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=entry_env(OMP_NUM_THREADS="1"), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     d0, d1 = (digests / "rank0.txt").read_text(), (digests / "rank1.txt").read_text()
     assert d0 == d1
@@ -269,17 +277,25 @@ def test_two_process_data_parallel_ranks_end_identical(toy, tmp_path):
     assert config["run"]["world_size"] == 2
     # the ranks did train: weights moved away from the seeded initial model
     from steelscan.models import build_model
-    from steelscan.training.trainer import seed_everything
     seed_everything(0)
     init = build_model(config["model"]).state_dict()
     assert any(not torch.equal(init[k], saved[k]) for k in saved)
+
+
+def test_no_test_switches_in_the_library():
+    """Fault injection lives in tests/train_entry.py, as callbacks: nothing in src reads a test
+    variable from the environment."""
+    import steelscan
+    package = Path(steelscan.__file__).parent
+    offenders = [p.relative_to(package) for p in package.rglob("*.py")
+                 if "STEELSCAN_TEST" in p.read_text(encoding="utf-8")]
+    assert offenders == []
 
 
 # ----------------------------------------------------------------------------- classifier
 
 def test_classifier_freeze_trains_head_only_and_finetune_unfreezes(toy, tmp_path):
     from steelscan.models import build_model
-    seed_everything = __import__("steelscan.training.trainer", fromlist=["x"]).seed_everything
     pretrained = tmp_path / "backbone.safetensors"
     torch.manual_seed(123)
     source = build_model({"kind": "classifier", "arch": "resnet18", "num_classes": 4, "weights": "none"})

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from ..training import Callback
 
 
 def register(subparsers) -> None:
@@ -52,7 +56,8 @@ SETTINGS = ("epochs", "batch_size", "lr", "crop", "arch", "backbone", "base_widt
             "val_fraction", "max_steps_per_epoch", "patience")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, callbacks: Iterable[Callback] = ()) -> int:
+    """Train or resume as `args` say; `callbacks` hook into the loop (see training/callbacks.py)."""
     from ..errors import ConfigError
     from ..training import load_config, resume, train
 
@@ -60,12 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config:
             raise ConfigError("--config cannot be combined with --resume (the run keeps its settings)")
-        summary = resume(args.out, overrides, args.data, args.kind)
+        summary = resume(args.out, overrides, args.data, args.kind, callbacks=callbacks)
     else:
         if args.data is None:
             raise ConfigError("--data is required (a Kaggle-layout folder)", field="--data")
         cfg = load_config(args.kind, args.config, overrides)
-        summary = train(cfg, args.data, args.out, overwrite=args.overwrite)
+        summary = train(cfg, args.data, args.out, overwrite=args.overwrite, callbacks=callbacks)
     best = summary.get("best_score")
     print(f"{args.out}: best {summary.get('monitor')} {best:.4f} at epoch {summary.get('best_epoch')} "
           f"({summary.get('epochs_run')} epochs)" if best is not None else f"{args.out}: no epochs run")

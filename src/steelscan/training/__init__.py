@@ -3,9 +3,12 @@
     from steelscan.training import load_config, train, resume
     cfg = load_config("segmenter", "configs/severstal_segmenter.yaml", {"epochs": 5})
     summary = train(cfg, "data/severstal", "runs/seg1")
+
+Hooks into the loop: subclass `Callback` and pass `callbacks=[...]` to `train` or `resume`.
 """
 
+from .callbacks import Callback, RunState
 from .config import TrainConfig, load_config
 from .trainer import resume, train
 
-__all__ = ["TrainConfig", "load_config", "train", "resume"]
+__all__ = ["TrainConfig", "load_config", "train", "resume", "Callback", "RunState"]
