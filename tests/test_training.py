@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from steelscan.cli import main as cli_main
 from steelscan.data.layout import KaggleLayoutWriter, open_dataset
 from steelscan.errors import ConfigError
-from steelscan.training import load_config, resume, train
+from steelscan.training import Callback, TrainConfig, load_config, resume, train
 from steelscan.training.augment import Augment, sample_rng
 from steelscan.training.dataset import DefectDataset, EpochSampler, class_balance_weights, scan_images
 from steelscan.training.machine import seed_everything
@@ -99,6 +100,81 @@ def test_config_errors_name_file_and_key(tmp_path, text, field):
     assert e.value.field == field and str(y) in str(e.value)
 
 
+def test_config_errors_name_the_field_and_where_the_value_came_from(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("epochs: 5\nstrategy: freeze\n")
+    with pytest.raises(ConfigError) as e:
+        load_config("segmenter", y, {"batch_size": 0})
+    assert e.value.field == "batch_size" and e.value.path == "command line"
+    assert "greater than 0" in str(e.value) and "got 0" in str(e.value) and "\n" not in str(e.value)
+    y.write_text("epochs: true\n")                         # a yes/no where a number belongs
+    with pytest.raises(ConfigError) as e:
+        load_config("segmenter", y)
+    assert e.value.field == "epochs" and e.value.path == y
+    with pytest.raises(ConfigError) as e:                     # settings that do not fit together
+        load_config("classifier", None, {"strategy": "freeze"})
+    assert e.value.field == "strategy" and "pretrained weights" in str(e.value)
+    # the same flag can repair what the file got wrong; values keep their types
+    y.write_text("lr: 1e-3\ncrop: [128, 200]\nbalance: 'no'\n")  # YAML reads 1e-3 as a string
+    cfg = load_config("segmenter", y, {"crop": "64x96"})
+    assert (cfg.lr, cfg.crop, cfg.balance) == (0.001, (64, 96), False)
+    assert TrainConfig.model_validate(cfg.to_dict()) == cfg and cfg.to_dict()["crop"] == [64, 96]
+
+
+# The "train" section of a config.json written before input_scale existed (steelscan 0.1, d7b03dc).
+OLD_RUN_TRAIN = {
+    "kind": "segmenter", "arch": "resunet", "backbone": "efficientnet_lite0", "base_width": 4,
+    "weights": "none", "strategy": "finetune", "warmup_frozen_epochs": 0, "backbone_lr_scale": 1.0,
+    "epochs": 8, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0001, "warmup_epochs": 1.0,
+    "min_lr_ratio": 0.01, "clip_grad_norm": 0.0, "max_steps_per_epoch": 0, "patience": 0, "crop": [48, 96],
+    "defect_crop_prob": 0.6, "hflip": 0.5, "vflip": 0.5, "brightness": 0.1, "contrast": 0.1, "shift": 8,
+    "balance": True, "val_fraction": 0.25, "dice_weight": 1.0, "max_pos_weight": 10.0, "threshold": 0.5,
+    "device": "auto", "precision": "auto", "channels_last": True, "workers": 0, "threads": 1, "seed": 0}
+
+
+def test_shipped_model_and_old_runs_still_load(seg_run, tmp_path):
+    from steelscan.inference.thresholds import load_thresholds
+    from steelscan.training.config import from_dict
+    bundle = REPO / "models" / "neu-seg"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    saved = manifest["segmenter"]["config"]["train"]
+    cfg = from_dict(saved, where=bundle / "manifest.json")
+    assert cfg.to_dict() == saved                             # read back exactly as written
+    assert (cfg.arch, cfg.backbone, cfg.epochs, cfg.crop) == ("smp_unet", "efficientnet_lite0", 12, None)
+    assert cfg.model_spec(3) == manifest["segmenter"]["config"]["model"]
+    t = load_thresholds(bundle / "thresholds.json", 3, manifest["class_names"])
+    assert t.class_names == ["Inclusions", "Patches", "Scratches"]
+    assert [(c.pixel_threshold, c.min_component, c.min_area) for c in t.classes] == [
+        (0.35, 32, 256), (0.8, 16, 0), (0.7, 16, 128)]
+    # an old run folder (no input_scale yet) resumes: the new setting takes its default
+    assert from_dict(OLD_RUN_TRAIN).input_scale == 1.0
+    run = tmp_path / "old"
+    shutil.copytree(seg_run[0], run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "train": OLD_RUN_TRAIN}))
+    assert resume(run, {"batch_size": 4, "epochs": 8})["epochs_run"] == 8  # complete: nothing to do
+    (run / "config.json").write_text(json.dumps({**config, "train": {**OLD_RUN_TRAIN, "hflip": 3}}))
+    with pytest.raises(ConfigError) as e:
+        resume(run)
+    assert e.value.field == "hflip" and str(e.value.path).endswith("config.json")
+
+
+def test_resume_refuses_only_a_changed_value(seg_run, capsys):
+    run, _ = seg_run
+    same = {"batch_size": 4, "crop": "48x96", "lr": 1e-2, "base_width": 4, "seed": None}
+    assert resume(run, same)["epochs_run"] == 8               # same values as the run: fine
+    assert "run already complete" in capsys.readouterr().err
+    with pytest.raises(ConfigError) as e:
+        resume(run, {**same, "crop": "64x96"})
+    assert e.value.field == "crop" and "from 48x96 to 64x96" in str(e.value)
+    argv = ["train", "segmenter", "--out", str(run), "--resume", "--batch-size", "4", "--crop", "48x96",
+            "--epochs", "8"]
+    assert cli_main(argv) == 0
+    assert cli_main([*argv, "--batch-size", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "cannot change batch_size from 4 to 2" in err and "Traceback" not in err
+
+
 def test_cli_bad_input_is_one_line(tmp_path, toy, capsys):
     y = tmp_path / "bad.yaml"
     y.write_text("learning_rate: 0.1\n")
@@ -109,6 +185,8 @@ def test_cli_bad_input_is_one_line(tmp_path, toy, capsys):
              (["train", "segmenter", "--data", str(empty), "--out", str(tmp_path / "r")], "no images"),
              (["train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "r"), "--config", str(y)],
               "learning_rate"),
+             (["train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "r"), "--batch-size", "0"],
+              "command line [batch_size]: input should be greater than 0, got 0"),
              (["train", "segmenter", "--out", str(tmp_path / "none"), "--resume"], "no run to resume")]
     for argv, expected in cases:
         assert cli_main(argv) == 2
@@ -175,6 +253,27 @@ def test_garbage_image_in_data_is_reported_and_training_goes_on(tmp_path, capsys
     assert err.count("zz_corrupt.jpg") == 1 and "warning: skipping unreadable image" in err
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["data"]["skipped_unreadable"] == ["zz_corrupt.jpg"] and summary["epochs_run"] == 1
+
+
+def test_callbacks_see_every_step_and_epoch(toy, tmp_path):
+    class Recorder(Callback):
+        def __init__(self):
+            self.steps, self.rows, self.ends = [], [], 0
+
+        def on_step_end(self, run):
+            self.steps.append((run.progress.epoch, run.progress.step))
+
+        def on_epoch_end(self, run, row):
+            assert (run.run_dir / "state" / "state.json").is_file()  # called after the epoch is saved
+            self.rows.append(row)
+
+        def on_fit_end(self, run):
+            self.ends += 1
+
+    rec = Recorder()
+    summary = train(quick(epochs=2, max_steps_per_epoch=2), toy, tmp_path / "run", callbacks=[rec])
+    assert rec.steps == [(1, 1), (1, 2), (2, 3), (2, 4)] and rec.ends == 1
+    assert [r["epoch"] for r in rec.rows] == [1, 2] and rec.rows[-1] == summary["last"]
 
 
 # ----------------------------------------------------------------------------- the loop
