@@ -177,12 +177,19 @@ def config_error(error: ValidationError, where: Callable[[str], Path | str | Non
         message = str(first["ctx"]["error"])
     elif first["type"] == "combination":
         message = first["msg"]
+    elif first["type"] in ("model_type", "dict_type"):
+        message = f"expected an object of {noun}: value, got {_short(first['input'])}"
     else:
         msg = first["msg"][:1].lower() + first["msg"][1:]
-        message = f"{msg}, got {first['input']!r}"
+        message = f"{msg}, got {_short(first['input'])}"
     if len(problems) > 1:
         message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
     return ConfigError(message, path=where(str(loc[0]) if loc else field), field=field or None)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def validate(values: dict[str, Any], where: Callable[[str], Path | str | None]) -> TrainConfig:
