@@ -27,7 +27,6 @@ from steelscan.training.trainer import lr_factor, weights_digest
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = Path(__file__).resolve().parent / "train_entry.py"   # `steelscan train` + fault-injection callbacks
-STEELSCAN = str(Path(sys.executable).parent / "steelscan")
 H, W = 64, 128
 
 
@@ -316,7 +315,6 @@ def test_run_folder_tells_its_story(seg_run, toy):
         train(quick(), toy, run)
 
 
-@pytest.mark.slow
 def test_resume_after_hard_kill_reproduces_uninterrupted_run(toy, tmp_path):
     flags = ["--epochs", "3", "--batch-size", "4", "--crop", "48x96", "--base-width", "4", "--workers", "0",
              "--threads", "1", "--max-steps-per-epoch", "3", "--val-fraction", "0.25", "--patience", "0"]
@@ -327,7 +325,7 @@ def test_resume_after_hard_kill_reproduces_uninterrupted_run(toy, tmp_path):
                              "--out", str(killed), *flags], env=entry_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
-        run_cli(["train", "segmenter", "--data", str(toy), "--out", str(ref), *flags])  # meanwhile
+        assert cli_main(["train", "segmenter", "--data", str(toy), "--out", str(ref), *flags]) == 0  # meanwhile
         hung = any("hanging at step 5" in line for line in proc.stderr)  # the hook announces itself
         assert hung, "the run ended before it reached step 5"
     finally:
@@ -337,7 +335,7 @@ def test_resume_after_hard_kill_reproduces_uninterrupted_run(toy, tmp_path):
     state = json.loads((killed / "state" / "state.json").read_text())
     assert state["epoch"] == 1 and state["step"] == 3
     # resuming with the same flags as the first run is fine: only a changed value is refused
-    run_cli(["train", "segmenter", "--out", str(killed), "--resume", *flags])
+    assert cli_main(["train", "segmenter", "--out", str(killed), "--resume", *flags]) == 0
     a, b = load_file(str(ref / "last.safetensors")), load_file(str(killed / "last.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     ref_rows = (ref / "metrics.csv").read_text().splitlines()
@@ -352,11 +350,6 @@ def entry_env(**extra: str) -> dict:
     import steelscan
     src = str(Path(steelscan.__file__).resolve().parents[1])
     return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), **extra}
-
-
-def run_cli(args: list[str], env: dict | None = None) -> None:
-    res = subprocess.run([STEELSCAN, *args], capture_output=True, text=True, env=env or entry_env(), timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
 
 
 def test_two_process_data_parallel_ranks_end_identical(toy, tmp_path):

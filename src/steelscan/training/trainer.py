@@ -162,9 +162,8 @@ def _fit(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, ranks: d
     net, frozen = model, None
     for epoch in range(progress.epoch + 1, cfg.epochs + 1):
         progress.epoch = epoch
-        if backbone_frozen(cfg, model, epoch) != frozen:
-            frozen = backbone_frozen(cfg, model, epoch)
-            net = freeze_backbone(model, frozen, machine)
+        if (want_frozen := backbone_frozen(cfg, model, epoch)) != frozen:
+            net, frozen = freeze_backbone(model, want_frozen, machine), want_frozen
         t0 = time.perf_counter()
         train_loss, images = train_one_epoch(run, net, data, loss_fn, optimiser, machine, callbacks)
         train_time = time.perf_counter() - t0
