@@ -82,10 +82,16 @@ def test_config_precedence_defaults_yaml_flags(tmp_path):
     assert (cfg.epochs, cfg.lr, cfg.crop, cfg.balance) == (7, 0.5, (128, 200), False)
 
 
-@pytest.mark.parametrize("kind", ["classifier", "segmenter"])
-def test_shipped_recipes_load(kind):
-    cfg = load_config(kind, REPO / "configs" / f"severstal_{kind}.yaml")
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+def test_shipped_recipes_load(recipe):
+    kind = "classifier" if "classifier" in recipe else "segmenter"
+    cfg = load_config(kind, REPO / "configs" / recipe)
     assert cfg.kind == kind and cfg.epochs > 1
+    if recipe == "neu_seg.yaml":  # the recipe of models/neu-seg: the same settings as its manifest
+        manifest = json.loads((REPO / "models" / "neu-seg" / "manifest.json").read_text())
+        shipped = manifest["segmenter"]["config"]["train"]
+        differ = {k for k, v in cfg.to_dict().items() if shipped[k] != v}
+        assert differ == {"epochs", "threads"}  # resumed to 12 epochs; trained with --threads 1
 
 
 @pytest.mark.parametrize("text, field", [("epoch: 3\n", "epoch"), ("lr: fast\n", "lr"),
