@@ -191,7 +191,9 @@ def test_cli_bad_input_is_one_line(tmp_path, toy, capsys):
              (["train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "r"), "--config", str(y)],
               "learning_rate"),
              (["train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "r"), "--batch-size", "0"],
-              "command line [batch_size]: input should be greater than 0, got 0"),
+              "command line [batch_size]: input should be greater than 0"),
+             (["train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "r"), "--balance", "maybe"],
+              "command line [balance]: input should be a valid boolean"),
              (["train", "segmenter", "--out", str(tmp_path / "none"), "--resume"], "no run to resume")]
     for argv, expected in cases:
         assert cli_main(argv) == 2

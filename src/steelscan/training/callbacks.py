@@ -16,13 +16,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # annotations only: importing the hooks does not import torch
+    import torch
+    from torch import nn
 
-from .config import TrainConfig
-from .distributed import Ranks
+    from .config import TrainConfig
+    from .distributed import Ranks
 
 
 @dataclass

@@ -37,45 +37,52 @@ class TrainConfig(BaseModel):
 
     kind: Kind = "segmenter"
     # model
-    arch: Literal["resunet", "smp_unet"] = "resunet"  # segmenter architecture (classifier: unused)
-    backbone: Name = "resnet18"      # classifier arch, or the smp_unet encoder
-    base_width: Positive = 16        # ResUNet channels of the first block
-    input_scale: Annotated[float, Field(gt=0, le=1)] = 1.0  # classifier: resize inside the model (0.5 = quarter cost)
-    weights: Name = "none"           # imagenet | none | PATH (.safetensors/.pth)
-    strategy: Literal["freeze", "finetune"] = "finetune"  # classifier: head only | all
-    warmup_frozen_epochs: Count = 0  # finetune: train the head alone for the first N epochs
-    backbone_lr_scale: NonNegative = 1.0  # classifier: lr multiplier of the non-head parameters
+    arch: Literal["resunet", "smp_unet"] = Field("resunet", description="segmenter architecture")
+    backbone: Name = Field("resnet18", description="classifier: resnet18 | resnet34 | resnet50 | "
+                           "efficientnet_lite0; smp_unet: its encoder")
+    base_width: Positive = Field(16, description="ResUNet channels of the first block")
+    input_scale: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="classifier: resize images by this factor inside the model (0.5 = quarter cost)")
+    weights: Name = Field("none", description="pretrained weights: imagenet | none | PATH (.safetensors/.pth)")
+    strategy: Literal["freeze", "finetune"] = Field("finetune", description="classifier: train the head only, "
+                                                    "or everything")
+    warmup_frozen_epochs: Count = Field(0, description="finetune: train the head alone for the first N epochs")
+    backbone_lr_scale: NonNegative = Field(1.0, description="classifier: lr multiplier of the non-head parameters")
     # schedule
-    epochs: Positive = 30
-    batch_size: Positive = 8
-    lr: Annotated[float, Field(gt=0)] = 1e-3
-    weight_decay: NonNegative = 1e-4
-    warmup_epochs: NonNegative = 1.0  # linear warm-up length, then cosine decay (per step)
-    min_lr_ratio: NonNegative = 0.01  # cosine floor as a fraction of lr
-    clip_grad_norm: NonNegative = 0.0  # 0 = no clipping
-    max_steps_per_epoch: Count = 0   # 0 = the whole epoch; >0 caps it (quick runs)
-    patience: Count = 10             # early stop after N epochs without a better score (0 = never)
+    epochs: Positive = Field(30, description="epochs to train")
+    batch_size: Positive = Field(8, description="images per step and process")
+    lr: Annotated[float, Field(gt=0)] = Field(1e-3, description="peak learning rate (AdamW)")
+    weight_decay: NonNegative = Field(1e-4, description="AdamW weight decay (not on biases and norms)")
+    warmup_epochs: NonNegative = Field(1.0, description="linear warm-up length in epochs, then cosine decay "
+                                       "(per step)")
+    min_lr_ratio: NonNegative = Field(0.01, description="cosine floor as a fraction of lr")
+    clip_grad_norm: NonNegative = Field(0.0, description="clip the gradient norm to this (0 = no clipping)")
+    max_steps_per_epoch: Count = Field(0, description="cap steps per epoch, for quick runs (0 = whole epoch)")
+    patience: Count = Field(10, description="early stop after N epochs without a better score (0 = never)")
     # data
-    crop: tuple[Positive, Positive] | None = (256, 400)  # training crop (H, W); None = full image
-    defect_crop_prob: Probability = 0.6  # share of crops centred on a defect pixel
-    hflip: Probability = 0.5         # probabilities of a horizontal / vertical flip
-    vflip: Probability = 0.5
-    brightness: NonNegative = 0.1    # +- additive, on the 0..1 scale
-    contrast: NonNegative = 0.1      # +- relative
-    shift: Count = 8                 # +- pixels of translation (edge-replicated)
-    balance: bool = True             # class-balanced sampling (weights from class presence)
-    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    crop: tuple[Positive, Positive] | None = Field((256, 400), description="training crop HxW, e.g. 256x400, "
+                                                   "or full")
+    defect_crop_prob: Probability = Field(0.6, description="share of crops centred on a defect pixel")
+    hflip: Probability = Field(0.5, description="probability of a horizontal flip")
+    vflip: Probability = Field(0.5, description="probability of a vertical flip")
+    brightness: NonNegative = Field(0.1, description="+- additive brightness, on the 0..1 scale")
+    contrast: NonNegative = Field(0.1, description="+- relative contrast")
+    shift: Count = Field(8, description="+- pixels of translation (edge-replicated)")
+    balance: bool = Field(True, description="class-balanced sampling (weights from class presence)")
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.15, description="share of the images held out "
+                                                              "for validation")
     # loss
-    dice_weight: NonNegative = 1.0   # segmenter: loss = BCE + dice_weight * soft Dice
-    max_pos_weight: NonNegative = 10.0  # clip of the per-class BCE positive weights
-    threshold: Probability = 0.5     # probability threshold for validation metrics
+    dice_weight: NonNegative = Field(1.0, description="segmenter: loss = BCE + dice_weight * soft Dice")
+    max_pos_weight: NonNegative = Field(10.0, description="clip of the per-class BCE positive weights")
+    threshold: Probability = Field(0.5, description="probability threshold of the validation metrics")
     # machine
-    device: Name = "auto"            # auto | cpu | cuda | cuda:N
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # fp16: CUDA only
-    channels_last: bool = True
-    workers: Count = 2               # DataLoader worker processes (persistent)
-    threads: Count = 0               # torch CPU threads per process; 0 = cores / processes
-    seed: Count = 0
+    device: Name = Field("auto", description="auto | cpu | cuda | cuda:N")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="autocast dtype "
+                                                               "(fp16: CUDA only)")
+    channels_last: bool = Field(True, description="channels-last memory layout")
+    workers: Count = Field(2, description="DataLoader worker processes (persistent)")
+    threads: Count = Field(0, description="torch CPU threads per process (0 = cores / processes)")
+    seed: Count = Field(0, description="seed of the split, the initial weights and the augmentation")
 
     @field_validator("*", mode="before")
     @classmethod
