@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 def setting_flags() -> list[tuple[str, str, str, str]]:
     """(field, --flag, METAVAR, help) of every TrainConfig field but `kind`. Values stay text
     here: TrainConfig parses them, so a bad one is a one-line error naming the field."""
-    from ..training.config import KIND_DEFAULTS, TrainConfig
+    from ..training.config import KIND_DEFAULTS, TrainConfig, setting_text
 
     flags = []
     for name, field in TrainConfig.model_fields.items():
@@ -48,20 +48,12 @@ def setting_flags() -> list[tuple[str, str, str, str]]:
         if get_origin(annotation) is Literal:
             metavar = "|".join(get_args(annotation))
         else:
-            metavar = {bool: "true|false", int: "N", float: "X"}.get(annotation, "HxW" if name == "crop" else "TEXT")
-        per_kind = [f"{kind} {shown(v[name])}" for kind, v in KIND_DEFAULTS.items() if name in v]
+            metavar = {bool: "true|false", int: "N", float: "X"}.get(annotation, "TEXT")
+        metavar = "HxW" if name == "crop" else metavar
+        per_kind = [f"{kind} {setting_text(v[name])}" for kind, v in KIND_DEFAULTS.items() if name in v]
         flags.append((name, "--" + name.replace("_", "-"), metavar, f"{field.description} (default "
-                      f"{shown(field.default)}{'; ' + ', '.join(per_kind) if per_kind else ''})"))
+                      f"{setting_text(field.default)}{'; ' + ', '.join(per_kind) if per_kind else ''})"))
     return flags
-
-
-def shown(value: object) -> str:
-    """A default as it is typed on the command line."""
-    if value is None:
-        return "full"
-    if isinstance(value, tuple):
-        return "x".join(map(str, value))
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def run(args: argparse.Namespace, callbacks: Iterable[Callback] = ()) -> int:

@@ -167,6 +167,15 @@ def parse_crop(value: Any) -> tuple[int, int] | None:
     raise ValueError(f"{value!r} is not HxW (e.g. 256x400) or 'full'")
 
 
+def setting_text(value: Any) -> str:
+    """A setting as one types it on the command line: 256x400, full, true, 0.001, resnet18."""
+    if value is None:
+        return "full"
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def config_error(error: ValidationError, where: Callable[[str], Path | str | None] = lambda field: None,
                  *, known: Iterable[str] = (), noun: str = "setting") -> ConfigError:
     """One readable ConfigError from pydantic's report: the first problem, its field (dotted,
@@ -249,4 +258,5 @@ def from_dict(d: dict[str, Any], *, where: Path | str | None = None) -> TrainCon
     return validate({**KIND_DEFAULTS.get(kind, {}), **d}, lambda field: where)
 
 
-__all__ = ["TrainConfig", "KIND_DEFAULTS", "load_config", "from_dict", "parse_crop", "config_error"]
+__all__ = ["TrainConfig", "KIND_DEFAULTS", "load_config", "from_dict", "parse_crop", "setting_text",
+           "config_error"]

@@ -41,14 +41,16 @@ class Machine:
     def autocast(self) -> ContextManager[Any]:
         if self.precision == "fp32":
             return nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def inputs(self, images: torch.Tensor, non_blocking: bool = False) -> torch.Tensor:
         """(N, C, H, W) images on the device, in the run's memory layout."""
         return images.to(self.device, non_blocking=non_blocking).contiguous(memory_format=self.memory_format)
 
     def describe(self) -> str:
-        return f"{self.device} {self.precision}{' channels-last' if self.memory_format == torch.channels_last else ''}"
+        layout = " channels-last" if self.memory_format == torch.channels_last else ""
+        return f"{self.device} {self.precision}{layout}"
 
 
 def default_threads(processes: int) -> int:

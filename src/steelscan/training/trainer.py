@@ -36,7 +36,7 @@ from ..rle import rle_area
 from . import checkpoint, distributed
 from .augment import Augment
 from .callbacks import Callback, CallbackList, Progress, RunState
-from .config import TrainConfig, from_dict
+from .config import TrainConfig, from_dict, setting_text
 from .dataset import (DefectDataset, EpochSampler, class_balance_weights, scan_images, size_batches,
                       worker_init)
 from .history import write_curves, write_metrics_csv, write_metrics_json
@@ -79,19 +79,13 @@ def resume(out_dir: str | Path, overrides: dict[str, Any] | None = None,
     for key in asked:
         old, new = getattr(saved, key), getattr(cfg, key)
         if new != old and key not in RESUMABLE:
-            raise ConfigError(f"cannot change {key} from {shown(old)} to {shown(new)} when resuming "
-                              f"(only {', '.join(RESUMABLE)} may change); start a new run instead", field=key)
+            raise ConfigError(f"cannot change {key} from {setting_text(old)} to {setting_text(new)} when "
+                              f"resuming (only {', '.join(RESUMABLE)} may change); start a new run instead",
+                              field=key)
     data_dir = data_dir or config.get("data", {}).get("root")
     if not data_dir:
         raise ConfigError("the run does not record its data folder; pass --data", path=run_dir, field="data")
     return fit(cfg, Path(data_dir), run_dir, resume=True, callbacks=callbacks)
-
-
-def shown(value: Any) -> str:
-    """A setting as a user would type it (crops as HxW)."""
-    if isinstance(value, tuple):
-        return "x".join(map(str, value))
-    return "full" if value is None else repr(value)
 
 
 def holds_run(run_dir: Path) -> bool:
@@ -221,9 +215,10 @@ def load_data(cfg: TrainConfig, data_dir: Path, saved_run: Path | None, machine:
     weights = class_balance_weights(train.presence()) if cfg.balance else None
     ranks, segmenter = machine.ranks, cfg.kind == "segmenter"
 
-    train_set = DefectDataset(train, train_sizes, seed=cfg.seed, crop=training_crop(cfg.crop, train_sizes, data_dir),
-                              defect_crop_prob=cfg.defect_crop_prob, with_masks=segmenter,
-                              augment=Augment(cfg.hflip, cfg.vflip, cfg.brightness, cfg.contrast, cfg.shift))
+    crop = training_crop(cfg.crop, train_sizes, data_dir)
+    train_set = DefectDataset(train, train_sizes, seed=cfg.seed, crop=crop, defect_crop_prob=cfg.defect_crop_prob,
+                              augment=Augment(cfg.hflip, cfg.vflip, cfg.brightness, cfg.contrast, cfg.shift),
+                              with_masks=segmenter)
     sampler = EpochSampler(len(train), weights, cfg.seed, rank=ranks.rank, world=ranks.world,
                            max_samples=cfg.max_steps_per_epoch * cfg.batch_size)
     loader_args = dict(num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
