@@ -255,7 +255,8 @@ def from_dict(d: dict[str, Any], *, where: Path | str | None = None) -> TrainCon
     if not isinstance(d, dict):
         raise ConfigError("expected a mapping of setting: value", path=where, field="train")
     kind = d.get("kind", "segmenter")
-    return validate({**KIND_DEFAULTS.get(kind, {}), **d}, lambda field: where)
+    kind_defaults = KIND_DEFAULTS[kind] if kind in KINDS else {}  # a bad kind: pydantic names it
+    return validate({**kind_defaults, **d}, lambda field: where)
 
 
 __all__ = ["TrainConfig", "KIND_DEFAULTS", "load_config", "from_dict", "parse_crop", "setting_text",
