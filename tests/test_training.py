@@ -357,7 +357,8 @@ def entry_env(**extra: str) -> dict:
     """The environment of a subprocess that must import this very steelscan package."""
     import steelscan
     src = str(Path(steelscan.__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), **extra}
+    path = [src, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path), **extra}
 
 
 def test_two_process_data_parallel_ranks_end_identical(toy, tmp_path):
