@@ -26,8 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from ..atomic import write_json
-from ..errors import ConfigError
-from ..training.config import config_error
+from ..errors import ConfigError, config_error
 
 DEFAULT_LABEL_THRESHOLD = 0.5
 DEFAULT_PIXEL_THRESHOLD = 0.5

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable, Iterable, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, config_error
 
 Kind = Literal["classifier", "segmenter"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -174,38 +174,6 @@ def setting_text(value: Any) -> str:
     if isinstance(value, tuple):
         return "x".join(map(str, value))
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def config_error(error: ValidationError, where: Callable[[str], Path | str | None] = lambda field: None,
-                 *, known: Iterable[str] = (), noun: str = "setting") -> ConfigError:
-    """One readable ConfigError from pydantic's report: the first problem, its field (dotted,
-    list items as [i]) and `where(top-level field)`, the file or "command line" it came from."""
-    problems = error.errors()
-    first = problems[0]
-    loc = list(first["loc"])
-    field = ""
-    for part in loc:
-        field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else str(part)
-    field = field or (first.get("ctx") or {}).get("field", "")
-    if first["type"] == "extra_forbidden":
-        message = f"unknown {noun}" + (f"; known: {', '.join(sorted(known))}" if known else "")
-    elif first["type"] == "value_error":
-        message = str(first["ctx"]["error"])
-    elif first["type"] == "combination":
-        message = first["msg"]
-    elif first["type"] in ("model_type", "dict_type"):
-        message = f"expected an object of {noun}: value, got {_short(first['input'])}"
-    else:
-        msg = first["msg"][:1].lower() + first["msg"][1:]
-        message = f"{msg}, got {_short(first['input'])}"
-    if len(problems) > 1:
-        message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-    return ConfigError(message, path=where(str(loc[0]) if loc else field), field=field or None)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def validate(values: dict[str, Any], where: Callable[[str], Path | str | None]) -> TrainConfig:
