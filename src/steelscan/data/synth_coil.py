@@ -226,6 +226,7 @@ class CoilPlan:
     defects: list[PlannedDefect]
     rolls: list[RollSpec]
     edge_look: dict  # off-strip appearance per surface
+    levels: dict  # (coil, surface) -> base grey of that coil's surface (one steel, one level)
 
     def row_to_line_m(self, rows: np.ndarray | float) -> np.ndarray | float:
         return np.asarray(rows) * self.config.pixel.along_mm / 1000.0
@@ -291,7 +292,9 @@ def plan_line(cfg: SynthCoilConfig) -> CoilPlan:
                         fast=min(0.6, cfg.strip_wander_mm() / 10))
     edge_look = {s: {"dark": float(rng.uniform(3, 12)), "rim": float(rng.uniform(-20, 30))}
                  for s in SURFACES}
-    plan = CoilPlan(cfg, coil_ids, starts, n_frames, wander, [], [], edge_look)
+    lrng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 6]))
+    levels = {(k, s): float(40 + 85 * lrng.beta(2.0, 2.5)) for k in range(cfg.coils) for s in SURFACES}
+    plan = CoilPlan(cfg, coil_ids, starts, n_frames, wander, [], [], edge_look, levels)
     gap_rows = int(math.ceil(MIN_GAP_MM / along))
     occupied = _Occupancy(gap_rows, int(math.ceil(MIN_GAP_MM / across)),
                           bucket_rows=max(1, int(1000 / along)))
@@ -485,7 +488,7 @@ def render_frame(plan: CoilPlan, surface: str, frame: int,
     H, W = cfg.frame_height, cfg.frame_width
     si = SURFACES.index(surface)
     rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 1, si, frame]))
-    img = strip_texture(rng, H, W)
+    img = strip_texture(rng, H, W, level=plan.levels[(plan.coil_of_row(frame * H), surface)])
     rows = frame * H + np.arange(H)
     left, right = plan.strip_edges(rows)
     _paint_margins(img, left, right, plan.edge_look[surface], rng)
