@@ -87,10 +87,11 @@ def run(args: argparse.Namespace) -> int:
     summary = synthesize_coils(args.out, cfg, workers=args.workers, progress=not args.quiet,
                                truth_only=args.truth_only)
     per_class = " ".join(f"class_{c}={n}" for c, n in summary.per_class.items())
-    print(f"wrote {summary.frames} frames of {summary.coils} coil(s) to {summary.out}: "
+    what = f"{summary.frames} frames of" if summary.frames else "the truth (no frames) of"
+    print(f"wrote {what} {summary.coils} coil(s) to {summary.out}: "
           f"{summary.defects} truth defects ({summary.roll_marks} roll marks; {per_class or 'none'})")
-    print(f"{summary.frames_per_s:.1f} frames/s ({summary.seconds:.1f} s, {args.workers} worker(s))",
-          file=sys.stderr)
+    speed = f"{summary.frames_per_s:.1f} frames/s, " if summary.frames else ""
+    print(f"{speed}{summary.seconds:.1f} s, {args.workers} worker(s)", file=sys.stderr)
     if args.preview:
         print(f"preview: {draw_truth_map(summary.out, args.preview)}", file=sys.stderr)
     return 0
