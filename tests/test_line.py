@@ -277,7 +277,7 @@ def test_off_strip_background_is_ignored_with_a_real_inspector(tmp_path):
 def test_gaps_bad_frames_and_duplicates_are_uninspected_with_reasons(tmp_path):
     c = Coil(tmp_path / "c")
     spot = [(1, 30, 33, 150, 160)]
-    c.frame("C1", "top", 0 * FRAME_M, spot)
+    c.frame("C1", "top", 0 * FRAME_M, image=strip_image(rows=32))   # the first frame is the odd one out
     c.frame("C1", "top", 1 * FRAME_M, spot)
     # frame 2 missing
     c.frame("C1", "top", 3 * FRAME_M, raw=b"\x89PNG\r\n\x1a\n not really")
@@ -288,13 +288,13 @@ def test_gaps_bad_frames_and_duplicates_are_uninspected_with_reasons(tmp_path):
     root = c.write(coils="C1,L1,DC04,150,0.8,0.9,o1,cust,top\n")
     table = read_frames(root / "frames.csv")
     assert any("dup5.png skipped" in str(e) for e in table.problems)
-    sink, summary = run_line(root)
+    sink, summary = run_line(root, CONFIG.model_copy(update={"batch_size": 8}))   # frame size: the batch's mode
     spans = [(s.reason, round(s.start_m, 3), round(s.end_m, 3)) for s in sink.spans]
-    assert spans == [("missing", 0.256, 0.384), ("unreadable", 0.384, 0.512), ("wrong_size", 0.512, 0.64),
-                     ("missing", 0.768, 0.832)]
-    assert sum(1 for s in summary.problems if "unreadable" in s or "wrong_size" in s) == 2
-    assert len(sink.defects) == 4                      # frames 0, 1, 5 and the last one
-    assert summary.uninspected_m == pytest.approx(0.128 * 3 + 0.064)
+    assert spans == [("wrong_size", 0.0, 0.128), ("missing", 0.256, 0.384), ("unreadable", 0.384, 0.512),
+                     ("wrong_size", 0.512, 0.64), ("missing", 0.768, 0.832)]
+    assert sum(1 for s in summary.problems if "unreadable" in s or "wrong_size" in s) == 3
+    assert len(sink.defects) == 3                      # frames 1, 5 and the last one
+    assert summary.uninspected_m == pytest.approx(0.128 * 4 + 0.064)
     assert sink.surfaces[0].end_m == pytest.approx(0.9)
 
 

@@ -6,7 +6,7 @@ surfaces:
   top:    {drive_side: left,  camera_id: top}
   bottom: {drive_side: right, camera_id: bottom}   # the bottom camera sees the strip mirrored
 frame_size: [256, 1600]               # expected [height, width] px (or frame: {height:, width:});
-                                      # default: the first readable frame
+                                      # default: the most common size in the first batch
 ```
 A surface given only in part keeps the other defaults of that surface. This is the file
 `steelscan synth-coil` writes beside its frames; its descriptive keys (`INFO_KEYS`: source,

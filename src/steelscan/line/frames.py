@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,7 +33,7 @@ from ..errors import DatasetError
 
 FRAME_COLUMNS = ("file", "coil_id", "surface", "position_m")
 COIL_COLUMNS = ("coil_id",)
-SAME_POSITION_M = 1e-6  # two frames closer than this (metres) are at the same position
+SAME_POSITION_M = 1e-6  # positions equal at this resolution (metres) are the same place
 
 
 class _Row(BaseModel):
@@ -141,7 +140,7 @@ def read_frames(path: str | Path) -> FrameTable:
     frames: list[FrameRow] = []
     problems: list[DatasetError] = []
     by_file: dict[str, int] = {}
-    by_place: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    by_place: dict[tuple[str, str, float], int] = {}
     for line, rec, shape_error in _records(path, FRAME_COLUMNS):
         if shape_error:
             problems.append(DatasetError(shape_error, path=path, line=line))
@@ -155,15 +154,14 @@ def read_frames(path: str | Path) -> FrameTable:
             problems.append(DatasetError(f"duplicate: {row.file} is already listed on line {by_file[row.file]}",
                                          path=path, line=line, field="file"))
             continue
-        same = [ln for pos, ln in by_place.get((row.coil_id, row.surface), [])
-                if math.isclose(pos, row.position_m, abs_tol=SAME_POSITION_M)]
-        if same:
+        place = (row.coil_id, row.surface, round(row.position_m / SAME_POSITION_M))
+        if place in by_place:
             problems.append(DatasetError(f"duplicate: coil {row.coil_id} {row.surface} at {row.position_m} m is "
-                                         f"already listed on line {same[0]}; {row.file} skipped",
+                                         f"already listed on line {by_place[place]}; {row.file} skipped",
                                          path=path, line=line, field="position_m"))
             continue
         by_file[row.file] = line
-        by_place.setdefault((row.coil_id, row.surface), []).append((row.position_m, line))
+        by_place[place] = line
         frames.append(row)
     return FrameTable(path, frames, problems)
 

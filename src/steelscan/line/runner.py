@@ -9,7 +9,7 @@ Coverage is honest; every metre of a coil is either inspected or an UninspectedR
 - `missing`: no frame covers it (a jump of more than `position_tolerance_px` rows between frames,
   the head before the first frame, the tail after the last one up to the coil's `length_m`);
 - `unreadable`: the image is missing or corrupt; `wrong_size`: it is not the expected size
-  (`frame_size`, else the first readable frame's); `inspection_error`: the inspector failed on it.
+  (`frame_size`, else the most common size in the first batch); `inspection_error`: the inspector failed on it.
   The frame's length counts as uninspected and the run goes on.
 - Overlapping frames: rows already inspected are skipped (never counted twice). A frame entirely
   inside inspected length, like a duplicate in frames.csv, is a problem line, not a record: its
@@ -30,6 +30,7 @@ A defect crossing the weld becomes two defects, one per coil.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,12 +189,13 @@ class _SurfaceStream:
     def _batch(self, batch: list[DecodedFrame], bar) -> None:
         bad: dict[int, tuple[str, str]] = {}
         good: list[int] = []
+        if self.size is None:  # the most common size of the first batch with readable frames
+            sizes = Counter(f.image.shape[:2] for f in batch if f.image is not None)
+            self.size = sizes.most_common(1)[0][0] if sizes else None
         for i, f in enumerate(batch):
             if f.image is None:
                 bad[i] = ("unreadable", f.error or "unreadable")
                 continue
-            if self.size is None:
-                self.size = f.image.shape[:2]
             if f.image.shape[:2] != tuple(self.size):
                 h, w = f.image.shape[:2]
                 bad[i] = ("wrong_size", f"{h}x{w} px, expected {self.size[0]}x{self.size[1]}")
@@ -216,52 +218,67 @@ class _SurfaceStream:
 
     # --- one frame -----------------------------------------------------------------------------
     def _frame(self, f: DecodedFrame, res, bad: tuple[str, str] | None) -> None:
-        row = f.row
-        height = (f.image.shape[0] if f.image is not None and bad is None else (self.size or (0,))[0]) or 0
-        first = 0
-        if self.coil is None or row.coil_id != self.coil.info.coil_id:
-            if self.coil is not None and row.position_m < -self.tol_m:   # (b): straddles from the old coil
-                weld = min(max(round(-row.position_m / self.row_m), 0), height)
-                if bad is None and weld > 0:
-                    self._inspect(f, res, self.coil.cursor_m, (0, weld))
-                elif weld > 0:
-                    self._uninspected(self.coil.cursor_m, self.coil.cursor_m + weld * self.row_m, *bad, row.file)
-            if self.coil is not None:
-                self._close_coil()
-            self._open_coil(row.coil_id, row.camera_id)
-        if row.position_m < -self.tol_m:
-            first = min(round(-row.position_m / self.row_m), height)
+        """Place one frame on its coil: coverage, weld splits, then inspection (or its reason not)."""
+        height = f.image.shape[0] if f.image is not None and bad is None else (self.size or (0,))[0]
+        if self.coil is None or f.row.coil_id != self.coil.info.coil_id:
+            self._change_coil(f, res, bad, height)
+        first = self._first_new_row(f.row, height)
+        if first is None:
+            return
+        weld = self._weld_row(f.row, first, height)
+        if bad is not None:
+            self._finish(self.merger.close())
+            top_m, end_m = f.row.position_m + first * self.row_m, f.row.position_m + weld * self.row_m
+            self._uninspected(top_m, end_m, *bad, f.row.file)
+            self.coil.cursor_m = max(self.coil.cursor_m, end_m)
+            return
+        self._inspect(f, res, f.row.position_m, (first, weld))
+        if weld < height:   # (a): the frame runs past the coil's length into the next coil
+            nxt = self.next_coil.get(self.coil.info.coil_id)
+            self._close_coil()
+            if nxt is not None:   # the last coil's rows past its length belong to no known coil
+                self._open_coil(nxt, f.row.camera_id)
+                self._inspect(f, res, -weld * self.row_m, (weld, height))
+
+    def _change_coil(self, f: DecodedFrame, res, bad: tuple[str, str] | None, height: int) -> None:
+        """Close the coil on the stream (after giving it the rows of a frame listed under the new
+        coil at a negative position, case (b)) and open the frame's coil."""
+        if self.coil is not None:
+            weld = min(max(round(-f.row.position_m / self.row_m), 0), height)
+            if weld > 0 and bad is None:
+                self._inspect(f, res, self.coil.cursor_m, (0, weld))
+            elif weld > 0:
+                self._uninspected(self.coil.cursor_m, self.coil.cursor_m + weld * self.row_m, *bad, f.row.file)
+            self._close_coil()
+        self._open_coil(f.row.coil_id, f.row.camera_id)
+
+    def _first_new_row(self, row: FrameRow, height: int) -> int | None:
+        """The frame's first row not yet accounted for on its coil (rows before the head and rows
+        already inspected are skipped; a gap before it becomes `missing`). None: nothing new."""
+        first = min(round(-row.position_m / self.row_m), height) if row.position_m < -self.tol_m else 0
         top_m = row.position_m + first * self.row_m
         gap = top_m - self.coil.cursor_m
         if gap > self.tol_m:
             self._finish(self.merger.close())
             self._uninspected(self.coil.cursor_m, top_m, "missing", None)
-        elif gap < -self.tol_m:  # overlap: skip the rows already inspected
+        elif gap < -self.tol_m:
             first += round(-gap / self.row_m)
-        if not height:  # nothing readable yet: the frame's length is unknown
+        if not height:
             self.r.problem(f"{row.file}: frame length unknown (no readable frame yet); not counted as coverage")
-            return
+            return None
         if first >= height:
             self.r.problem(f"{row.file}: lies within {self.coil.info.coil_id} {self.surface} length already "
                            f"inspected (position {row.position_m} m); skipped")
-            return
+            return None
+        return first
+
+    def _weld_row(self, row: FrameRow, first: int, height: int) -> int:
+        """The first row past the coil's `length_m` (coils.csv), or `height` when the frame ends
+        before it (or starts past it: then length_m is taken to be wrong, not the frame)."""
         length = self.coil.info.length_m
-        weld = height
-        if length is not None and row.position_m + first * self.row_m < length - self.tol_m:
-            weld = min(max(round((length - row.position_m) / self.row_m), first), height)
-        if bad is not None:
-            self._finish(self.merger.close())
-            end = row.position_m + weld * self.row_m
-            self._uninspected(max(top_m, self.coil.cursor_m), end, *bad, row.file)
-            self.coil.cursor_m = max(self.coil.cursor_m, end)
-            return
-        self._inspect(f, res, row.position_m, (first, weld))
-        if weld < height:   # (a): the frame runs past the coil's length into the next coil
-            nxt = self.next_coil.get(self.coil.info.coil_id)
-            self._close_coil()
-            if nxt is not None:
-                self._open_coil(nxt, row.camera_id)
-                self._inspect(f, res, -weld * self.row_m, (weld, height))
+        if length is None or row.position_m + first * self.row_m >= length - self.tol_m:
+            return height
+        return min(max(round((length - row.position_m) / self.row_m), first), height)
 
     def _inspect(self, f: DecodedFrame, res, frame_m: float, rows: tuple[int, int]) -> None:
         """Rows [r0, r1) of a good frame belong to the current coil, with row 0 at `frame_m`."""
