@@ -443,7 +443,7 @@ def _init_worker(plan: CoilPlan) -> None:
     _PLAN = plan
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=4)
 def _defect_shape(seed: int, surface_index: int, shape_key: int, class_id: int, h: int, w: int,
                   s: float) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2, surface_index, shape_key]))
@@ -474,7 +474,7 @@ def _placed_defect(plan: CoilPlan, d: PlannedDefect) -> tuple[np.ndarray, np.nda
         laid = np.zeros((d.h, span), dtype=np.float32)
         mask[ys, tx] = True
         laid[ys, tx] = delta[ys, xs]
-        if len(_PLACED) >= 64:
+        if len(_PLACED) >= 16:  # long scratches are MBs each; frames come in order
             _PLACED.clear()
         _PLACED[key] = (largest_component(mask), laid, origin)
     return _PLACED[key]
