@@ -517,7 +517,7 @@ def render_frame(plan: CoilPlan, surface: str, frame: int,
     if surface == "bottom":  # the bottom camera sees the strip mirrored
         grey, masks = grey[:, ::-1], masks[:, :, ::-1]
     rles = {c + 1: encode_rle(masks[c]) for c in range(NUM_CLASSES) if masks[c].any()}
-    return np.ascontiguousarray(grey), np.ascontiguousarray(masks), FrameResult(b"", rles, pieces, strip)
+    return grey, masks, FrameResult(b"", rles, pieces, strip)
 
 
 def _on_strip(left: np.ndarray, right: np.ndarray, width: int) -> np.ndarray:
@@ -611,7 +611,8 @@ def _render_job(job: tuple[str, int, tuple[int, ...]]) -> FrameResult:
     surface, frame, ids = job
     assert _PLAN is not None
     grey, _, result = render_frame(_PLAN, surface, frame, [_PLAN.defects[i] for i in ids])
-    result.jpeg = encode_jpeg(np.repeat(grey[:, :, None], 3, axis=2))
+    # one grey channel: decodes to exactly the pixels of the 3-channel JPEG synth.py writes
+    result.jpeg = encode_jpeg(grey)
     return result
 
 
