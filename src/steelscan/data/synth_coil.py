@@ -29,7 +29,9 @@ Truth is measured, not planned: each frame reports the pixels it actually painte
 (after clipping to the strip), the frame's box goes through `geometry.box_to_coil` with that
 frame's strip edges (mean over its rows) and drive side, and the boxes of all frames a defect
 touches are joined into ONE row of `defects.csv`; `area_mm2` counts the painted pixels. The same
-masks go to `train.csv` (Kaggle RLE per frame) for an oracle segmenter.
+masks go to `train.csv` (Kaggle RLE per frame) for an oracle segmenter. `truth_pieces` measures the
+same pieces without drawing a frame (`--truth-only`: the same defects.csv, fast, for defect-list
+tools such as roll-mark detection).
 
 Determinism: the plan depends on (seed, flags) only; frame f of a surface on (seed, surface, f)
 and the plan; any number of worker processes gives the same bytes.
