@@ -253,6 +253,7 @@ def test_rerun_replaces_and_refuses_foreign_frames(tmp_path):
     (["--miss-rate", "1"], "--miss-rate"),
     (["--jitter-mm", "-1"], "--jitter-mm"),
     (["--roll-diameter-mm", "100", "--jitter-mm", "200"], "--jitter-mm"),
+    (["--roll-diameter-mm", "600", "30"], "--roll-diameter-mm"),
     (["--frame-size", "64"], "--frame-size"),
     (["--pixel-mm", "0", "1"], "--pixel-mm"),
     (["--coils", "0"], "--coils"),

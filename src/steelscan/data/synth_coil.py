@@ -145,8 +145,8 @@ class SynthCoilConfig:
                 or not set(self.surfaces) <= set(SURFACES):
             raise bad("--surfaces", f"must be top, bottom or top,bottom, got {','.join(self.surfaces)}")
         for d in self.roll_diameters_mm:
-            if not (math.isfinite(d) and 20 <= d <= 5000):
-                raise bad("--roll-diameter-mm", f"must be within 20..5000 mm, got {d:g}")
+            if not (math.isfinite(d) and 60 <= d <= 5000):  # marks up to 60 mm long, 30 mm apart
+                raise bad("--roll-diameter-mm", f"must be within 60..5000 mm, got {d:g}")
         if not 0.0 <= self.miss_rate < 1.0:
             raise bad("--miss-rate", f"must be within 0..1 (1 excluded), got {self.miss_rate}")
         if not -0.2 <= self.wear <= 0.2:
