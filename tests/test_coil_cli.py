@@ -105,3 +105,18 @@ def test_database_that_does_not_answer(capsys):
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "hunter2" not in err and f"u:***@127.0.0.1:{port}/plant" in err
+
+
+def test_report_of_a_clean_coil(tmp_path, capsys):
+    """A coil without defects (and no level-2 width) still gets maps: the strip and its gaps."""
+    from steelscan.coils.records import CoilInfo, UninspectedRecord
+
+    db = tmp_path / "clean.db"
+    with CoilStore(db) as store:
+        store.upsert_coil(CoilInfo("CLEAN", length_m=12.0))
+        store.add_uninspected([UninspectedRecord("CLEAN", "top", "cam-top", 2.0, 3.5, "missing")])
+    code, _, err = run(capsys, "report", "CLEAN", "--out", tmp_path / "r", "--db", db)
+    assert code == 0, err
+    top = np.asarray(Image.open(tmp_path / "r" / "map_top.png").convert("L"))
+    assert top.std() > 5   # strip, hatched gap, axes
+    assert "missing" in (tmp_path / "r" / "report.html").read_text()

@@ -28,7 +28,7 @@ def _stored(store: CoilStore, coil_id: str) -> list[DefectRecord]:
     """The stored defects of a coil back as DefectRecords (crops included)."""
     rows = store.defects(coil_id)
     crops = store.crops([d["id"] for d in rows])
-    names = [f.name for f in dataclasses.fields(DefectRecord) if f.name not in ("crop_png", "uid")]  # uid: no column yet
+    names = [f.name for f in dataclasses.fields(DefectRecord) if f.name != "crop_png"]
     return [DefectRecord(**{k: d[k] for k in names}, crop_png=crops.get(d["id"])) for d in rows]
 
 
@@ -38,6 +38,7 @@ def _key(d: DefectRecord):
 
 def test_round_trip_every_field(db_url):
     coil, defects, spans, summaries = make_coil_records("C-7", 30, seed=3)
+    defects[5].model_name = "oracle:" + "/very/long/path" * 30   # no length limit on any dialect
     with CoilStore(db_url) as store:
         store.upsert_coil(coil)
         store.add_defects(defects[:12])
@@ -76,6 +77,19 @@ def test_coil_upserts_merge_and_surfaces_replace(db_url):
         c = store.coil("K")
         assert (c["grade"], c["customer"], c["width_mm"]) == ("S235", "ACME", 1010.0)
         assert [(s["frames"], s["end_m"], s["strip_width_mm_max"]) for s in c["surfaces"]] == [(9, 9.0, 1002.0)]
+
+
+def test_uid_makes_writes_idempotent(db_url):
+    _, defects, _, _ = make_coil_records("U", 12, seed=4)
+    with CoilStore(db_url) as store:
+        store.add_defects(defects)
+        store.flush()
+        store.add_defects(defects[:8] + defects[:8])   # a retried batch, and a repeat inside it
+        store.flush()
+        stored = store.defects("U")
+    with_uid = [d for d in defects if d.uid]
+    assert len(with_uid) == 6 and sum(d["uid"] is not None for d in stored) == 6
+    assert len(stored) == 12 + 2 * 4   # only the 4 uid-less defects of the repeats are stored again
 
 
 def _hold_write_lock(db_url: str, path: Path | None):

@@ -8,13 +8,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from steelscan.atomic import write_json
 from steelscan.cli import main
 from steelscan.rle import decode_rle
-
-torch = pytest.importorskip("torch")
 
 
 def make_run(run_dir, kind, num_classes=3, in_channels=3, val_ids=None):

@@ -253,6 +253,7 @@ def test_rerun_replaces_and_refuses_foreign_frames(tmp_path):
     (["--miss-rate", "1"], "--miss-rate"),
     (["--jitter-mm", "-1"], "--jitter-mm"),
     (["--roll-diameter-mm", "100", "--jitter-mm", "200"], "--jitter-mm"),
+    (["--roll-diameter-mm", "600", "30"], "--roll-diameter-mm"),
     (["--frame-size", "64"], "--frame-size"),
     (["--pixel-mm", "0", "1"], "--pixel-mm"),
     (["--coils", "0"], "--coils"),
@@ -305,3 +306,11 @@ def test_line_runner_with_the_oracle_finds_the_truth(line, tmp_path):
                    key=lambda f: sum(abs(f[e] - b) for e, b in zip(edges, box)))
         err = [abs(best[e] - b) * (1000 if e.endswith("_m") else 1) for e, b in zip(edges, box)]
         assert max(err) <= 2.0, (t, best, err)  # 2 px of 1 mm
+
+
+def test_truth_only_gives_the_same_truth_without_frames(line, tmp_path):
+    out = synthesize_coils(tmp_path / "t", SynthCoilConfig(**LINE), progress=False, truth_only=True).out
+    for name in ("defects.csv", "coils.csv", "rolls.csv", "line.yaml"):
+        assert (out / name).read_bytes() == (line / name).read_bytes(), name
+    assert not (out / "frames").exists() and not (out / "frames.csv").exists()
+

@@ -8,7 +8,7 @@ import sys
 
 CSV_FIRST = ("coil_id", "surface", "class_id", "start_m", "end_m", "across_start_mm", "across_end_mm")
 CSV_REST = ("class_name", "score", "length_mm", "width_mm", "area_mm2", "camera_id", "frames", "model_name",
-            "model_version", "model_sha256", "id", "pinned", "created_at")
+            "model_version", "model_sha256", "uid", "id", "pinned", "created_at")
 CSV_COLUMNS = CSV_FIRST + CSV_REST
 
 

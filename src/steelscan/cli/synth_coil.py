@@ -59,6 +59,9 @@ def register(subparsers) -> None:
                         "relative to the drive-side strip edge (default 0)")
     p.add_argument("--density", type=float, default=d.density,
                    help="scale the random defect rates (default 1: ~8 clusters per 100 m and surface)")
+    p.add_argument("--truth-only", action="store_true",
+                   help="no frames: only the truth (defects.csv, coils.csv, rolls.csv, line.yaml), "
+                        "the same as with frames; fast, for defect-list tools such as roll-mark detection")
     p.add_argument("--preview", metavar="PNG", help="also draw the truth as coil maps into this PNG")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -81,12 +84,14 @@ def run(args: argparse.Namespace) -> int:
         surfaces=tuple(s.strip() for s in args.surfaces.split(",") if s.strip()),
         miss_rate=args.miss_rate, jitter_mm=args.jitter_mm, wear=args.wear,
         wander_mm=args.wander_mm, density=args.density)
-    summary = synthesize_coils(args.out, cfg, workers=args.workers, progress=not args.quiet)
+    summary = synthesize_coils(args.out, cfg, workers=args.workers, progress=not args.quiet,
+                               truth_only=args.truth_only)
     per_class = " ".join(f"class_{c}={n}" for c, n in summary.per_class.items())
-    print(f"wrote {summary.frames} frames of {summary.coils} coil(s) to {summary.out}: "
+    what = f"{summary.frames} frames of" if summary.frames else "the truth (no frames) of"
+    print(f"wrote {what} {summary.coils} coil(s) to {summary.out}: "
           f"{summary.defects} truth defects ({summary.roll_marks} roll marks; {per_class or 'none'})")
-    print(f"{summary.frames_per_s:.1f} frames/s ({summary.seconds:.1f} s, {args.workers} worker(s))",
-          file=sys.stderr)
+    speed = f"{summary.frames_per_s:.1f} frames/s, " if summary.frames else ""
+    print(f"{speed}{summary.seconds:.1f} s, {args.workers} worker(s)", file=sys.stderr)
     if args.preview:
         print(f"preview: {draw_truth_map(summary.out, args.preview)}", file=sys.stderr)
     return 0

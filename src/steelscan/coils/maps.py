@@ -19,6 +19,7 @@ from .records import SURFACES
 STRIP = "#eef1f4"
 UNINSPECTED = "#9aa3ad"
 INK = "#263445"
+NOMINAL_WIDTH_MM = 1000.0
 
 
 def _plt():
@@ -33,13 +34,14 @@ def colour(class_id: int) -> str:
 
 
 def coil_extent(coil: dict, defects: Sequence[dict], spans: Sequence[dict]) -> tuple[float, float]:
-    """(length_m, width_mm) to draw: level-2 data when known, else what was seen."""
+    """(length_m, width_mm) to draw: level-2 data when known, else what was seen (else a nominal
+    width, only to draw an empty strip)."""
     seen_m = [s.get("end_m") or 0 for s in coil.get("surfaces", [])] + [d["end_m"] for d in defects] + \
         [s["end_m"] for s in spans]
     length = coil.get("length_m") or max(seen_m, default=1.0) or 1.0
     seen_mm = [s.get("strip_width_mm_max") or 0 for s in coil.get("surfaces", [])] + \
         [d["across_end_mm"] for d in defects]
-    width = coil.get("width_mm") or max(seen_mm, default=1.0) or 1.0
+    width = coil.get("width_mm") or max(seen_mm, default=0.0) or NOMINAL_WIDTH_MM
     return float(length), float(width)
 
 

@@ -13,7 +13,7 @@ from ..db.models import Coil, CoilSurface, Defect, DefectCrop, UninspectedSpan
 
 DEFECT_FIELDS = ("coil_id", "surface", "camera_id", "class_id", "class_name", "score", "start_m", "end_m",
                  "across_start_mm", "across_end_mm", "length_mm", "width_mm", "area_mm2", "frames",
-                 "model_name", "model_version", "model_sha256")
+                 "model_name", "model_version", "model_sha256", "uid")
 SURFACE_FIELDS = ("surface", "camera_id", "frames", "inspected_m", "end_m", "strip_width_mm_min",
                   "strip_width_mm_median", "strip_width_mm_max")
 

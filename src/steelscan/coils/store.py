@@ -4,7 +4,8 @@ Writes go through a queue to one background writer thread that drains whatever h
 into one transaction (executemany inserts), so the frame loop never waits on the database per
 defect. `flush()` blocks until everything handed over is stored; a writer error is raised by the
 next call (or flush/close), never swallowed. A transient error (database restarting, lock
-timeout) is retried a few times before it counts.
+timeout) is retried a few times before it counts; defects with a `uid` are stored once even if a
+retried batch had in fact been committed.
 """
 
 from __future__ import annotations

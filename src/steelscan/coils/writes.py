@@ -17,9 +17,8 @@ from ..db.models import Coil, CoilSurface, Defect, DefectCrop, UninspectedSpan, 
 from .records import CoilInfo, DefectRecord, SurfaceSummary, UninspectedRecord
 
 # Shallow field copies: dataclasses.asdict deep-copies and was most of the writer's time.
-# `uid` (the spool's record id) has no column yet: see steelscan.line.spool.
-DEFECT_COLUMNS = tuple(f.name for f in fields(DefectRecord) if f.name not in ("crop_png", "frames", "uid"))
-SPAN_COLUMNS = tuple(f.name for f in fields(UninspectedRecord) if f.name != "uid")
+DEFECT_COLUMNS = tuple(f.name for f in fields(DefectRecord) if f.name not in ("crop_png", "frames"))
+SPAN_COLUMNS = tuple(f.name for f in fields(UninspectedRecord))
 SURFACE_COLUMNS = tuple(f.name for f in fields(SurfaceSummary))
 COIL_FIELDS = ("line_id", "grade", "width_mm", "thickness_mm", "length_m", "order_no", "customer",
                "exposed_surface")
@@ -64,8 +63,27 @@ def upsert_coils(conn: Connection, coils: dict[str, dict], ensure: set[str]) -> 
                          .on_conflict_do_nothing(index_elements=[Coil.coil_id]))
 
 
+def new_by_uid(conn: Connection, defects: Sequence[DefectRecord]) -> list[DefectRecord]:
+    """`defects` without those whose uid is already stored or repeated in the batch."""
+    uids = [d.uid for d in defects if d.uid is not None]
+    if not uids:
+        return list(defects)
+    seen = set()
+    for i in range(0, len(uids), 900):   # stay under SQLite's bound-parameter limit
+        seen |= set(conn.execute(select(Defect.uid).where(Defect.uid.in_(uids[i:i + 900]))).scalars())
+    out = []
+    for d in defects:
+        if d.uid is None or d.uid not in seen:
+            out.append(d)
+            if d.uid is not None:
+                seen.add(d.uid)
+    return out
+
+
 def insert_defects(conn: Connection, defects: Sequence[DefectRecord]) -> None:
-    """Bulk insert (executemany); crops go to their own table with the new defect ids."""
+    """Bulk insert (executemany); crops go to their own table with the new defect ids. A defect
+    whose uid is already stored is skipped (idempotent retries and reruns)."""
+    defects = new_by_uid(conn, defects)
     if not defects:
         return
     now = utcnow()

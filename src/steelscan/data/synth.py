@@ -161,11 +161,14 @@ def render_strip(rng: np.random.Generator, height: int, width: int) -> tuple[np.
     return np.clip(img, 0, 255), on_strip
 
 
-def strip_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def strip_texture(rng: np.random.Generator, height: int, width: int,
+                  level: float | None = None) -> np.ndarray:
     """The strip's surface filling the whole frame (no margin): grey float32 (H, W), not yet
-    clipped to 0..255. Rolling texture, stains, illumination, glare, grain and specks."""
+    clipped to 0..255. Rolling texture, stains, illumination, glare, grain and specks.
+    `level`: the strip's base grey (default: drawn per frame, 40..125; a coil keeps one)."""
     s = height / REFERENCE_HEIGHT
-    level = 40 + 85 * rng.beta(2.0, 2.5)
+    drawn = 40 + 85 * rng.beta(2.0, 2.5)  # drawn even when given: the same random stream
+    level = drawn if level is None else level
     # Rolling texture: long faint streaks down the rows, straight roll marks (one value per
     # column), faint horizontal scan lines and a low-frequency cloudy mottle.
     img = level + rng.uniform(2, 5.5) * _smooth_noise(rng, height, width, 64 * s, 3 * s)

@@ -29,7 +29,9 @@ Truth is measured, not planned: each frame reports the pixels it actually painte
 (after clipping to the strip), the frame's box goes through `geometry.box_to_coil` with that
 frame's strip edges (mean over its rows) and drive side, and the boxes of all frames a defect
 touches are joined into ONE row of `defects.csv`; `area_mm2` counts the painted pixels. The same
-masks go to `train.csv` (Kaggle RLE per frame) for an oracle segmenter.
+masks go to `train.csv` (Kaggle RLE per frame) for an oracle segmenter. `truth_pieces` measures the
+same pieces without drawing a frame (`--truth-only`: the same defects.csv, fast, for defect-list
+tools such as roll-mark detection).
 
 Determinism: the plan depends on (seed, flags) only; frame f of a surface on (seed, surface, f)
 and the plan; any number of worker processes gives the same bytes.
@@ -143,8 +145,8 @@ class SynthCoilConfig:
                 or not set(self.surfaces) <= set(SURFACES):
             raise bad("--surfaces", f"must be top, bottom or top,bottom, got {','.join(self.surfaces)}")
         for d in self.roll_diameters_mm:
-            if not (math.isfinite(d) and 20 <= d <= 5000):
-                raise bad("--roll-diameter-mm", f"must be within 20..5000 mm, got {d:g}")
+            if not (math.isfinite(d) and 60 <= d <= 5000):  # marks up to 60 mm long, 30 mm apart
+                raise bad("--roll-diameter-mm", f"must be within 60..5000 mm, got {d:g}")
         if not 0.0 <= self.miss_rate < 1.0:
             raise bad("--miss-rate", f"must be within 0..1 (1 excluded), got {self.miss_rate}")
         if not -0.2 <= self.wear <= 0.2:
@@ -226,6 +228,7 @@ class CoilPlan:
     defects: list[PlannedDefect]
     rolls: list[RollSpec]
     edge_look: dict  # off-strip appearance per surface
+    levels: dict  # (coil, surface) -> base grey of that coil's surface (one steel, one level)
 
     def row_to_line_m(self, rows: np.ndarray | float) -> np.ndarray | float:
         return np.asarray(rows) * self.config.pixel.along_mm / 1000.0
@@ -291,7 +294,9 @@ def plan_line(cfg: SynthCoilConfig) -> CoilPlan:
                         fast=min(0.6, cfg.strip_wander_mm() / 10))
     edge_look = {s: {"dark": float(rng.uniform(3, 12)), "rim": float(rng.uniform(-20, 30))}
                  for s in SURFACES}
-    plan = CoilPlan(cfg, coil_ids, starts, n_frames, wander, [], [], edge_look)
+    lrng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 6]))
+    levels = {(k, s): float(40 + 85 * lrng.beta(2.0, 2.5)) for k in range(cfg.coils) for s in SURFACES}
+    plan = CoilPlan(cfg, coil_ids, starts, n_frames, wander, [], [], edge_look, levels)
     gap_rows = int(math.ceil(MIN_GAP_MM / along))
     occupied = _Occupancy(gap_rows, int(math.ceil(MIN_GAP_MM / across)),
                           bucket_rows=max(1, int(1000 / along)))
@@ -440,7 +445,7 @@ def _init_worker(plan: CoilPlan) -> None:
     _PLAN = plan
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=4)
 def _defect_shape(seed: int, surface_index: int, shape_key: int, class_id: int, h: int, w: int,
                   s: float) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2, surface_index, shape_key]))
@@ -471,7 +476,7 @@ def _placed_defect(plan: CoilPlan, d: PlannedDefect) -> tuple[np.ndarray, np.nda
         laid = np.zeros((d.h, span), dtype=np.float32)
         mask[ys, tx] = True
         laid[ys, tx] = delta[ys, xs]
-        if len(_PLACED) >= 64:
+        if len(_PLACED) >= 16:  # long scratches are MBs each; frames come in order
             _PLACED.clear()
         _PLACED[key] = (largest_component(mask), laid, origin)
     return _PLACED[key]
@@ -485,50 +490,93 @@ def render_frame(plan: CoilPlan, surface: str, frame: int,
     H, W = cfg.frame_height, cfg.frame_width
     si = SURFACES.index(surface)
     rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 1, si, frame]))
-    img = strip_texture(rng, H, W)
+    img = strip_texture(rng, H, W, level=plan.levels[(plan.coil_of_row(frame * H), surface)])
     rows = frame * H + np.arange(H)
     left, right = plan.strip_edges(rows)
     _paint_margins(img, left, right, plan.edge_look[surface], rng)
-    x = np.arange(W, dtype=np.float32)[None, :] + 0.5
-    on_strip = (x > (left + EDGE_INSET_PX)[:, None]) & (x < (right - EDGE_INSET_PX)[:, None])
+    on_strip = _on_strip(left, right, W)
     _paint_welds(plan, img, rows, on_strip)
     np.clip(img, 0, 255, out=img)
     bg = img.copy()
     masks = np.zeros((NUM_CLASSES, H, W), dtype=np.uint8)
     occupied = np.zeros((H, W), dtype=bool)
     painted: list[tuple[int, np.ndarray, int, int]] = []
+    pieces = []
     for d in defects:
-        y0, y1 = max(d.row0, frame * H), min(d.row0 + d.h, (frame + 1) * H)
-        if y0 >= y1:
+        part = _defect_in_frame(plan, d, frame, on_strip)
+        if part is None:
             continue
-        shape, delta, origin = _placed_defect(plan, d)
-        bx0, bx1 = max(origin, 0), min(origin + shape.shape[1], W)
-        if bx0 >= bx1:
-            continue
-        crop = (slice(y0 - d.row0, y1 - d.row0), slice(bx0 - origin, bx1 - origin))
-        box = (slice(y0 - frame * H, y1 - frame * H), slice(bx0, bx1))
-        m = shape[crop] & on_strip[box] & ~occupied[box]
-        dl = delta[crop]
+        box, m, dl = part
+        m &= ~occupied[box]
         if not m.any():
             continue
         apply_defect(img[box], bg[box], m, dl)
         masks[d.class_id - 1][box] |= m
         occupied[box] |= m
-        painted.append((d.defect_id, m, box[0].start, bx0))
+        pieces.append(_piece(d, m, box, surface, W))
     grey = np.round(img).astype(np.uint8)
-    strip = (float(left.mean()), float(right.mean()))
+    strip = _frame_strip(left, right, surface, W)
     if surface == "bottom":  # the bottom camera sees the strip mirrored
         grey, masks = grey[:, ::-1], masks[:, :, ::-1]
-        strip = (W - strip[1], W - strip[0])
-    pieces = []
-    for defect_id, m, oy, ox in painted:
-        ys, xs = np.nonzero(m)
-        ymin, ymax, xmin, xmax = oy + ys.min(), oy + ys.max(), ox + xs.min(), ox + xs.max()
-        if surface == "bottom":
-            xmin, xmax = W - 1 - xmax, W - 1 - xmin
-        pieces.append((defect_id, (int(ymin), int(xmin), int(ymax), int(xmax)), int(m.sum())))
     rles = {c + 1: encode_rle(masks[c]) for c in range(NUM_CLASSES) if masks[c].any()}
-    return np.ascontiguousarray(grey), np.ascontiguousarray(masks), FrameResult(b"", rles, pieces, strip)
+    return grey, masks, FrameResult(b"", rles, pieces, strip)
+
+
+def _on_strip(left: np.ndarray, right: np.ndarray, width: int) -> np.ndarray:
+    """(H, W) bool: where defects may be painted, EDGE_INSET_PX inside the strip edges."""
+    x = np.arange(width, dtype=np.float32)[None, :] + 0.5
+    return (x > (left + EDGE_INSET_PX)[:, None]) & (x < (right - EDGE_INSET_PX)[:, None])
+
+
+def _frame_strip(left: np.ndarray, right: np.ndarray, surface: str, width: int) -> tuple[float, float]:
+    """A frame's strip edges [left, right) in the written image: the mean over its rows."""
+    strip = (float(left.mean()), float(right.mean()))
+    return (width - strip[1], width - strip[0]) if surface == "bottom" else strip
+
+
+def _defect_in_frame(plan: CoilPlan, d: PlannedDefect, frame: int, on_strip: np.ndarray
+                     ) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray] | None:
+    """The part of defect d inside canonical frame `frame`, clipped to the strip: (box in the
+    frame, mask bool, brightness change), or None."""
+    H, W = on_strip.shape
+    y0, y1 = max(d.row0, frame * H), min(d.row0 + d.h, (frame + 1) * H)
+    if y0 >= y1:
+        return None
+    shape, delta, origin = _placed_defect(plan, d)
+    bx0, bx1 = max(origin, 0), min(origin + shape.shape[1], W)
+    if bx0 >= bx1:
+        return None
+    crop = (slice(y0 - d.row0, y1 - d.row0), slice(bx0 - origin, bx1 - origin))
+    box = (slice(y0 - frame * H, y1 - frame * H), slice(bx0, bx1))
+    return box, shape[crop] & on_strip[box], delta[crop]
+
+
+def _piece(d: PlannedDefect, m: np.ndarray, box: tuple[slice, slice], surface: str,
+           width: int) -> tuple[int, tuple[int, int, int, int], int]:
+    """(defect id, inclusive [ymin, xmin, ymax, xmax] of the painted pixels in the written
+    image, pixel count)."""
+    ys, xs = np.nonzero(m)
+    oy, ox = box[0].start, box[1].start
+    ymin, ymax, xmin, xmax = oy + ys.min(), oy + ys.max(), ox + xs.min(), ox + xs.max()
+    if surface == "bottom":
+        xmin, xmax = width - 1 - xmax, width - 1 - xmin
+    return d.defect_id, (int(ymin), int(xmin), int(ymax), int(xmax)), int(m.sum())
+
+
+def truth_pieces(plan: CoilPlan) -> Iterator[tuple[FrameInfo, FrameResult]]:
+    """Without drawing a frame: for every frame a defect touches, the pieces render_frame would
+    report (the same masks, clipped the same way). Fast: what `--truth-only` writes."""
+    cfg = plan.config
+    H, W = cfg.frame_height, cfg.frame_width
+    infos = {(i.surface, i.frame): i for i in frame_table(plan)}
+    for d in plan.defects:
+        for f in range(d.row0 // H, (d.row0 + d.h - 1) // H + 1):
+            left, right = plan.strip_edges(f * H + np.arange(H))
+            part = _defect_in_frame(plan, d, f, _on_strip(left, right, W))
+            if part is None or not part[1].any():
+                continue
+            piece = _piece(d, part[1], part[0], d.surface, W)
+            yield infos[(d.surface, f)], FrameResult(b"", {}, [piece], _frame_strip(left, right, d.surface, W))
 
 
 def _paint_margins(img: np.ndarray, left: np.ndarray, right: np.ndarray, look: dict,
@@ -565,7 +613,8 @@ def _render_job(job: tuple[str, int, tuple[int, ...]]) -> FrameResult:
     surface, frame, ids = job
     assert _PLAN is not None
     grey, _, result = render_frame(_PLAN, surface, frame, [_PLAN.defects[i] for i in ids])
-    result.jpeg = encode_jpeg(np.repeat(grey[:, :, None], 3, axis=2))
+    # one grey channel: decodes to exactly the pixels of the 3-channel JPEG synth.py writes
+    result.jpeg = encode_jpeg(grey)
     return result
 
 
@@ -622,8 +671,9 @@ class SynthCoilSummary:
 
 
 def synthesize_coils(out_dir: str | Path, cfg: SynthCoilConfig, *, workers: int = 1,
-                     progress: bool = True) -> SynthCoilSummary:
-    """Write the line described by `cfg` into out_dir (see the module docstring)."""
+                     progress: bool = True, truth_only: bool = False) -> SynthCoilSummary:
+    """Write the line described by `cfg` into out_dir (see the module docstring).
+    `truth_only`: no frames (no frames/, frames.csv, train.csv), the same defects.csv, fast."""
     from tqdm import tqdm
 
     if workers < 1:
@@ -633,17 +683,23 @@ def synthesize_coils(out_dir: str | Path, cfg: SynthCoilConfig, *, workers: int 
     out = Path(out_dir)
     stale = _previous_frames(out)
     frames_dir = out / "frames"
-    frames_dir.mkdir(parents=True, exist_ok=True)
+    if not truth_only:
+        frames_dir.mkdir(parents=True, exist_ok=True)
     infos = frame_table(plan)
-    jobs = _jobs(plan, infos)
     labels: list[tuple[str, int, str]] = []
     pieces: dict[int, list[tuple[float, float, float, float, int]]] = {}
     strips: list[tuple[float, float]] = []
-    bar = tqdm(total=len(jobs), desc="synth-coil", unit="frame", disable=not progress)
-    for info, result in zip(infos, _results(plan, jobs, workers)):
-        (frames_dir / info.file).write_bytes(result.jpeg)  # index files below are written atomically
-        labels.extend((info.file, c, rle) for c, rle in result.rles.items())
-        strips.append(result.strip)
+    if truth_only:
+        stream = truth_pieces(plan)
+        bar = tqdm(desc="synth-coil truth", unit="piece", disable=not progress)
+    else:
+        stream = zip(infos, _results(plan, _jobs(plan, infos), workers))
+        bar = tqdm(total=len(infos), desc="synth-coil", unit="frame", disable=not progress)
+    for info, result in stream:
+        if not truth_only:
+            (frames_dir / info.file).write_bytes(result.jpeg)  # the index files are written atomically
+            labels.extend((info.file, c, rle) for c, rle in result.rles.items())
+            strips.append(result.strip)
         for defect_id, bbox, npx in result.pieces:
             d = plan.defects[defect_id]
             frame_m = (info.frame * cfg.frame_height - plan.coil_start_rows[d.coil]) \
@@ -654,14 +710,14 @@ def synthesize_coils(out_dir: str | Path, cfg: SynthCoilConfig, *, workers: int 
         bar.update(1)
     bar.close()
     truth = _truth_rows(plan, pieces)
-    _write_tables(out, plan, infos, strips, labels, truth)
-    for name in stale - {i.file for i in infos}:
+    _write_tables(out, plan, None if truth_only else infos, strips, labels, truth)
+    for name in stale - (set() if truth_only else {i.file for i in infos}):
         (frames_dir / name).unlink(missing_ok=True)
     per_class: dict[int, int] = {}
     for row in truth:
         per_class[row[2]] = per_class.get(row[2], 0) + 1
     marks = sum(1 for row in truth if str(row[-1]).startswith("roll:"))
-    return SynthCoilSummary(out, len(infos), cfg.coils, len(truth), marks,
+    return SynthCoilSummary(out, 0 if truth_only else len(infos), cfg.coils, len(truth), marks,
                             time.perf_counter() - t0, dict(sorted(per_class.items())))
 
 
@@ -718,14 +774,21 @@ def _csv_text(header: list[str], rows: Sequence[Sequence]) -> str:
     return buf.getvalue()
 
 
-def _write_tables(out: Path, plan: CoilPlan, infos: list[FrameInfo], strips: list,
+def _write_tables(out: Path, plan: CoilPlan, infos: list[FrameInfo] | None, strips: list,
                   labels: list, truth: list) -> None:
+    """The CSVs, line.yaml and steelscan.json; without `infos` (truth only) no frames.csv or
+    train.csv, and stale ones are removed so the folder never pairs old frames with new truth."""
     import yaml
 
     cfg = plan.config
-    write_text(out / "frames.csv", _csv_text(FRAMES_HEADER, [
-        [i.file, plan.coil_ids[i.coil], i.surface, f"{i.position_m:.6f}", CAMERA_IDS[i.surface],
-         f"{s[0]:.3f}", f"{s[1]:.3f}"] for i, s in zip(infos, strips)]))
+    if infos is None:
+        for name in ("frames.csv", "train.csv"):
+            (out / name).unlink(missing_ok=True)
+    else:
+        write_text(out / "frames.csv", _csv_text(FRAMES_HEADER, [
+            [i.file, plan.coil_ids[i.coil], i.surface, f"{i.position_m:.6f}", CAMERA_IDS[i.surface],
+             f"{s[0]:.3f}", f"{s[1]:.3f}"] for i, s in zip(infos, strips)]))
+        write_text(out / "train.csv", _csv_text(CURRENT_HEADER, labels))
     crng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 5]))
     exposed = "top" if "top" in cfg.surfaces else "bottom"
     coils = []
@@ -738,7 +801,6 @@ def _write_tables(out: Path, plan: CoilPlan, infos: list[FrameInfo], strips: lis
     write_text(out / "defects.csv", _csv_text(DEFECTS_HEADER, truth))
     write_text(out / "rolls.csv", _csv_text(ROLLS_HEADER, [
         [r.name, f"{r.diameter_mm:g}", r.surface] for r in plan.rolls]))
-    write_text(out / "train.csv", _csv_text(CURRENT_HEADER, labels))
     flags = asdict(cfg)
     flags["pixel"] = [cfg.pixel.along_mm, cfg.pixel.across_mm]
     flags["roll_diameters_mm"] = list(cfg.roll_diameters_mm)

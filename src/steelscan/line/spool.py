@@ -13,9 +13,9 @@ on-disk journal first and forwards it to the database from there.
   sink, waits `retry_s` and opens a new one (`open_sink()`), then goes on from the first entry that
   was not acknowledged: in order, each entry once. The journal survives a restart of the runner:
   a new SpoolingSink on the same folder forwards what the old one left.
-- Every record gets a stable `uid` (`<journal id>:<seq>:<index>`) before it is journalled, so a
-  database that keeps a unique uid can make the one ambiguous case (a commit that succeeded but
-  whose acknowledgement was lost with the connection) idempotent.
+- Every defect gets a stable `uid` (`<journal id>:<seq>:<index>`) before it is journalled; the
+  database keeps uids unique, which makes the one ambiguous case (a commit that succeeded but whose
+  acknowledgement was lost with the connection) idempotent. (Uninspected spans have no uid yet.)
 - A full disk (the database's or the spool's): the defect records are still written, without
   their crops; one warning line per minute, not per frame.
 - An entry the database rejects for what it holds (not for being unreachable: a constraint, a bad
