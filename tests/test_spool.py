@@ -294,3 +294,28 @@ def test_full_spool_disk_keeps_the_records_without_crops(tmp_path, monkeypatch):
     assert [(d.frames[0], d.crop_png is None) for d in stored] == [("f0.png", True), ("f1.png", True),
                                                                    ("f3.png", False)]
     assert sink.crops_dropped == 2
+
+
+def test_lost_acknowledgement_is_stored_once_thanks_to_the_uid(tmp_path):
+    """The ambiguous case: the database committed, the connection died before the answer; the
+    spool sends the entry again and the database's unique uid keeps one copy."""
+    from steelscan.coils.store import CoilStore
+
+    url = f"sqlite:///{tmp_path}/coils.db"
+    lose = {"next": True}
+
+    class LostAck(CoilStore):
+        def flush(self):
+            super().flush()                      # committed ...
+            if lose["next"] and self.rows > 1:     # the defects entry (the coil was row 1)
+                lose["next"] = False
+                raise OperationalError("commit", {}, ConnectionResetError("server closed the connection"))
+
+    sink = SpoolingSink(lambda: LostAck(url), tmp_path / "spool", retry_s=0.02)
+    sink.upsert_coil(CoilInfo("C1"))
+    sink.add_defects([defect(i) for i in range(5)])
+    wait_for(lambda: sink.pending == 0)
+    sink.close()
+    assert sink.outages == 1 and not lose["next"]
+    with CoilStore(url) as store:
+        assert sorted(d["frames"][0] for d in store.defects("C1")) == [f"f{i}.png" for i in range(5)]
