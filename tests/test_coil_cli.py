@@ -65,7 +65,8 @@ def test_export_csv_round_trip(coil_db, tmp_path, capsys):
 def _real_image(path):
     a = np.asarray(Image.open(path).convert("RGB"))
     assert a.shape[0] > 100 and a.shape[1] > 300
-    assert len(np.unique(a.reshape(-1, 3), axis=0)) > 20   # drawn, not blank
+    packed = (a[..., 0].astype(np.int32) << 16) | (a[..., 1].astype(np.int32) << 8) | a[..., 2]
+    assert np.unique(packed).size > 20   # drawn, not blank
     return a
 
 
@@ -88,6 +89,10 @@ def test_report_writes_html_and_pngs(coil_db, tmp_path, capsys):
 def test_missing_coil_and_database(coil_db, tmp_path, capsys):
     code, _, err = run(capsys, "show", "NOPE", "--db", coil_db)
     assert code == 2 and "NOPE" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "list", "--db", coil_db, "--since", "yesterday")
+    assert code == 2 and "since" in err and "yesterday" in err
+    code, out, _ = run(capsys, "list", "--db", coil_db, "--since", "2000-01-01", "--grade", "DX51D")
+    assert code == 0 and "2 of 2 coils" in out
     code, _, err = run(capsys, "list", "--db", tmp_path / "absent.db")
     assert code == 2 and "no database" in err and not (tmp_path / "absent.db").exists()
 
@@ -100,3 +105,18 @@ def test_database_that_does_not_answer(capsys):
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "hunter2" not in err and f"u:***@127.0.0.1:{port}/plant" in err
+
+
+def test_report_of_a_clean_coil(tmp_path, capsys):
+    """A coil without defects (and no level-2 width) still gets maps: the strip and its gaps."""
+    from steelscan.coils.records import CoilInfo, UninspectedRecord
+
+    db = tmp_path / "clean.db"
+    with CoilStore(db) as store:
+        store.upsert_coil(CoilInfo("CLEAN", length_m=12.0))
+        store.add_uninspected([UninspectedRecord("CLEAN", "top", "cam-top", 2.0, 3.5, "missing")])
+    code, _, err = run(capsys, "report", "CLEAN", "--out", tmp_path / "r", "--db", db)
+    assert code == 0, err
+    top = np.asarray(Image.open(tmp_path / "r" / "map_top.png").convert("L"))
+    assert top.std() > 5   # strip, hatched gap, axes
+    assert "missing" in (tmp_path / "r" / "report.html").read_text()

@@ -1,6 +1,7 @@
 """CoilStore: every field round-trips on SQLite and PostgreSQL, inserts are batched while the
 caller never waits, writer errors surface, and two processes writing the two surfaces of one
-coil into one PostgreSQL database at once merge into one coil with nothing lost or doubled."""
+coil into one database (PostgreSQL, and SQLite too) at once merge into one coil with nothing lost
+or doubled."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def _key(d: DefectRecord):
 
 def test_round_trip_every_field(db_url):
     coil, defects, spans, summaries = make_coil_records("C-7", 30, seed=3)
+    defects[5].model_name = "oracle:" + "/very/long/path" * 30   # no length limit on any dialect
     with CoilStore(db_url) as store:
         store.upsert_coil(coil)
         store.add_defects(defects[:12])
@@ -52,8 +54,9 @@ def test_round_trip_every_field(db_url):
         assert detail["counts_by_surface"] == {"top": 15, "bottom": 15}
         by_class = {c["class_id"]: c["count"] for c in detail["counts_by_class"]}
         assert by_class == {c: sum(d.class_id == c for d in defects) for c in by_class} and sum(by_class.values()) == 30
-        assert sorted((s["surface"], s["start_m"], s["end_m"], s["reason"], s["detail"]) for s in store.uninspected("C-7")) \
-            == sorted((s.surface, s.start_m, s.end_m, s.reason, s.detail) for s in spans)
+        got_spans = [(s["surface"], s["start_m"], s["end_m"], s["reason"], s["detail"])
+                     for s in store.uninspected("C-7")]
+        assert sorted(got_spans) == sorted((s.surface, s.start_m, s.end_m, s.reason, s.detail) for s in spans)
         assert detail["uninspected_m"] == {"top": 1.25, "bottom": 0.5}
         got = {s["surface"]: s for s in detail["surfaces"]}
         for s in summaries:
@@ -74,6 +77,19 @@ def test_coil_upserts_merge_and_surfaces_replace(db_url):
         c = store.coil("K")
         assert (c["grade"], c["customer"], c["width_mm"]) == ("S235", "ACME", 1010.0)
         assert [(s["frames"], s["end_m"], s["strip_width_mm_max"]) for s in c["surfaces"]] == [(9, 9.0, 1002.0)]
+
+
+def test_uid_makes_writes_idempotent(db_url):
+    _, defects, _, _ = make_coil_records("U", 12, seed=4)
+    with CoilStore(db_url) as store:
+        store.add_defects(defects)
+        store.flush()
+        store.add_defects(defects[:8] + defects[:8])   # a retried batch, and a repeat inside it
+        store.flush()
+        stored = store.defects("U")
+    with_uid = [d for d in defects if d.uid]
+    assert len(with_uid) == 6 and sum(d["uid"] is not None for d in stored) == 6
+    assert len(stored) == 12 + 2 * 4   # only the 4 uid-less defects of the repeats are stored again
 
 
 def _hold_write_lock(db_url: str, path: Path | None):
@@ -127,6 +143,8 @@ def test_queries_filter_and_page(coil_db):
     assert window and all(d["end_m"] >= 5.0 and d["start_m"] <= 10.0 for d in window)
     assert len(window) == sum(d["end_m"] >= 5.0 and d["start_m"] <= 10.0 for d in everything)
     assert {d["class_id"] for d in store.defects("C1", class_id=3)} == {3}
+    assert store.set_pinned([everything[0]["id"], everything[2]["id"]]) == 2
+    assert [d["pinned"] for d in store.defects("C1")[:3]] == [True, False, True]
     coils, total = store.list_coils()
     assert total == 2 and [c["coil_id"] for c in coils] == ["C2", "C1"]   # newest first
     assert [c["n_defects"] for c in coils] == [3, 40]
@@ -150,7 +168,8 @@ print("ready", flush=True)
 while not go.exists():
     time.sleep(0.005)
 store = CoilStore(url, batch_items=4)   # both migrate the empty database at once
-store.upsert_coil(CoilInfo("W1", grade="DX51D") if surface == "top" else CoilInfo("W1", customer="ACME", width_mm=1200.0))
+top_l2, bottom_l2 = CoilInfo("W1", grade="DX51D"), CoilInfo("W1", customer="ACME", width_mm=1200.0)
+store.upsert_coil(top_l2 if surface == "top" else bottom_l2)   # each process knows part of level 2
 for i in range(0, n, 7):
     store.add_defects(defects[i:i + 7])
     if i % 70 == 0:
@@ -162,12 +181,14 @@ print("transactions", store.transactions, flush=True)
 """
 
 
-def test_two_processes_write_one_coil(postgres_url, tmp_path):
+def test_two_processes_write_one_coil(db_url, tmp_path):
+    """Top and bottom camera processes, one (empty) database, at once: SQLite queues the writers on
+    its lock, PostgreSQL runs them side by side."""
     script, go, n = tmp_path / "writer.py", tmp_path / "go", 300
     script.write_text(WRITER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]),
            "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, str(script), postgres_url, s, str(n), str(go)], env=env,
+    procs = [subprocess.Popen([sys.executable, str(script), db_url, s, str(n), str(go)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in ("top", "bottom")]
     assert [p.stdout.readline().strip() for p in procs] == ["ready", "ready"]
     go.touch()
@@ -175,7 +196,7 @@ def test_two_processes_write_one_coil(postgres_url, tmp_path):
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
         assert int(out.split()[-1]) > 1   # many transactions each: the writes interleaved
-    with CoilStore(postgres_url) as store:
+    with CoilStore(db_url) as store:
         with store.db.session() as s:
             assert s.scalar(select(func.count()).select_from(Coil)) == 1
             pairs = s.execute(select(Defect.surface, func.count()).group_by(Defect.surface)).all()

@@ -113,3 +113,15 @@ def test_database_that_does_not_answer(postgres_server):
     with pytest.raises(DatabaseError) as e:
         open_database(wrong)
     assert "\n" not in str(e.value) and "wrong-pw" not in str(e.value) and "password" in str(e.value)
+
+
+def test_in_memory_history_from_many_threads():
+    """An in-memory database is one connection: concurrent requests must queue, not collide."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = InspectionStore(":memory:")
+    with ThreadPoolExecutor(6) as pool:
+        records = list(pool.map(lambda i: store.add(f"{i}.png", {"verdict": "OK", "defects": []}, 1.0), range(60)))
+        totals = set(pool.map(lambda _: store.list(limit=3)[1] >= 0, range(30)))
+    assert store.count() == 60 and len({r["id"] for r in records}) == 60 and totals == {True}
+    store.close()

@@ -13,8 +13,6 @@ Severstal resolution (128x800, same aspect), small models, bf16 where the CPU ha
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import sys
@@ -22,8 +20,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .atomic import write_json, write_text
-from .data.layout import CURRENT_HEADER, META_FILE, KaggleDataset, open_dataset
+from .atomic import write_json
+from .data.layout import META_FILE, KaggleDataset, open_dataset, write_labels_csv
 from .errors import SteelscanError
 
 
@@ -77,9 +75,7 @@ def write_subset(dataset: KaggleDataset, indices: list[int], out_dir: Path) -> P
     are not allowed), their label rows and the class names. Returns out_dir."""
     images = out_dir / "train_images"
     images.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CURRENT_HEADER)
+    rows = []
     for i in indices:
         rec = dataset.records[i]
         link = images / rec.image_id
@@ -88,9 +84,8 @@ def write_subset(dataset: KaggleDataset, indices: list[int], out_dir: Path) -> P
                 link.symlink_to(rec.path.resolve())
             except OSError:
                 link.write_bytes(rec.path.read_bytes())
-        for c in sorted(rec.rles):
-            w.writerow([rec.image_id, c, rec.rles[c]])
-    write_text(out_dir / "train.csv", buf.getvalue())
+        rows += [(rec.image_id, c, rec.rles[c]) for c in sorted(rec.rles)]
+    write_labels_csv(out_dir / "train.csv", rows)
     write_json(out_dir / META_FILE, {"num_classes": dataset.num_classes, "class_names": dataset.class_names})
     return out_dir
 

@@ -10,7 +10,7 @@ import sys
 
 CSV_FIRST = ("coil_id", "surface", "class_id", "start_m", "end_m", "across_start_mm", "across_end_mm")
 CSV_REST = ("class_name", "score", "length_mm", "width_mm", "area_mm2", "camera_id", "frames", "model_name",
-            "model_version", "model_sha256", "id", "pinned", "created_at")
+            "model_version", "model_sha256", "uid", "id", "pinned", "created_at")
 CSV_COLUMNS = CSV_FIRST + CSV_REST
 # `steelscan coil periodic|grade`: modules under steelscan.cli with register(subparsers)
 OFFLINE_ACTIONS = ["coil_periodic", "coil_grade"]
@@ -86,11 +86,24 @@ def _coil_or_fail(db, coil_id: str) -> dict:
     return coil
 
 
+def _date(text: str | None, flag: str):
+    from datetime import datetime
+
+    from ..errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"not a date (YYYY-MM-DD): {text!r}", field=flag) from None
+
+
 def _list(db, args) -> int:
     from ..coils import queries
 
-    items, total = queries.list_coils(db, line_id=args.line_id, grade=args.grade, since=args.since,
-                                      until=args.until, limit=args.limit, offset=args.offset)
+    items, total = queries.list_coils(db, line_id=args.line_id, grade=args.grade, since=_date(args.since, "since"),
+                                      until=_date(args.until, "until"), limit=args.limit, offset=args.offset)
     if args.json:
         print(json.dumps({"total": total, "coils": items}, indent=2))
         return 0

@@ -19,6 +19,7 @@ from .records import SURFACES
 STRIP = "#eef1f4"
 UNINSPECTED = "#9aa3ad"
 INK = "#263445"
+NOMINAL_WIDTH_MM = 1000.0
 
 
 def _plt():
@@ -33,13 +34,14 @@ def colour(class_id: int) -> str:
 
 
 def coil_extent(coil: dict, defects: Sequence[dict], spans: Sequence[dict]) -> tuple[float, float]:
-    """(length_m, width_mm) to draw: level-2 data when known, else what was seen."""
+    """(length_m, width_mm) to draw: level-2 data when known, else what was seen (else a nominal
+    width, only to draw an empty strip)."""
     seen_m = [s.get("end_m") or 0 for s in coil.get("surfaces", [])] + [d["end_m"] for d in defects] + \
         [s["end_m"] for s in spans]
     length = coil.get("length_m") or max(seen_m, default=1.0) or 1.0
     seen_mm = [s.get("strip_width_mm_max") or 0 for s in coil.get("surfaces", [])] + \
         [d["across_end_mm"] for d in defects]
-    width = coil.get("width_mm") or max(seen_mm, default=1.0) or 1.0
+    width = coil.get("width_mm") or max(seen_mm, default=0.0) or NOMINAL_WIDTH_MM
     return float(length), float(width)
 
 
@@ -49,7 +51,7 @@ def _classes(defects: Sequence[dict]) -> list[tuple[int, str]]:
 
 def _save(fig, path: str | Path) -> Path:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110)   # constrained layout: one draw, no bbox_inches="tight" pass
     _plt().close(fig)
     write_bytes(path, buf.getvalue())
     return Path(path)
@@ -66,7 +68,7 @@ def surface_map(coil: dict, surface: str, defects: Sequence[dict], spans: Sequen
     defects = [d for d in defects if d["surface"] == surface]
     spans = [s for s in spans if s["surface"] == surface]
     length, width = coil_extent(coil, all_defects, spans)
-    fig, ax = plt.subplots(figsize=(13, 3.6))
+    fig, ax = plt.subplots(figsize=(13, 3.6), layout="constrained")
     ax.add_patch(Rectangle((0, 0), length, width, facecolor=STRIP, edgecolor="#b9c2cc", lw=0.8, zorder=0))
     for s in spans:
         ax.add_patch(Rectangle((s["start_m"], 0), s["end_m"] - s["start_m"], width, facecolor=UNINSPECTED,
@@ -111,11 +113,12 @@ def density_figure(coil: dict, defects: Sequence[dict], spans: Sequence[dict], p
     bin_m = 100.0 if length >= 1000 else max(length / 10, 0.5)
     edges = np.arange(0, length + bin_m, bin_m)
     classes = _classes(defects)
-    fig, axes = plt.subplots(2, 1, figsize=(13, 4.8), sharex=True, sharey=True)
+    fig, axes = plt.subplots(2, 1, figsize=(13, 4.8), sharex=True, sharey=True, layout="constrained")
     for ax, surface in zip(axes, SURFACES):
         bottom = np.zeros(len(edges) - 1)
         for c, name in classes:
-            centre = [(d["start_m"] + d["end_m"]) / 2 for d in defects if d["surface"] == surface and d["class_id"] == c]
+            centre = [(d["start_m"] + d["end_m"]) / 2 for d in defects
+                      if d["surface"] == surface and d["class_id"] == c]
             n = np.histogram(centre, edges)[0] * (100.0 / bin_m)
             ax.bar(edges[:-1], n, width=bin_m * 0.92, bottom=bottom, align="edge", color=colour(c), label=name)
             bottom += n
@@ -140,13 +143,15 @@ def across_figure(coil: dict, defects: Sequence[dict], path: str | Path) -> Path
     _, width = coil_extent(coil, defects, [])
     edges = np.linspace(0, width, 41)
     classes = _classes(defects)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 3.4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.6), sharey=True, layout="constrained")
     for ax, surface in zip(axes, SURFACES):
-        data = [[(d["across_start_mm"] + d["across_end_mm"]) / 2 for d in defects
-                 if d["surface"] == surface and d["class_id"] == c] for c, _ in classes]
-        if classes:
-            ax.hist(data, bins=edges, stacked=True, color=[colour(c) for c, _ in classes],
-                    label=[n for _, n in classes], edgecolor="white", linewidth=0.4)
+        bottom = np.zeros(len(edges) - 1)
+        for c, name in classes:   # stacked steps: one artist per class, not one per bar
+            centre = [(d["across_start_mm"] + d["across_end_mm"]) / 2 for d in defects
+                      if d["surface"] == surface and d["class_id"] == c]
+            n = np.histogram(centre, edges)[0]
+            ax.stairs(bottom + n, edges, baseline=bottom, fill=True, color=colour(c), label=name)
+            bottom = bottom + n
         ax.set_title(f"{surface} surface", loc="left", fontsize=10, color=INK)
         ax.set_xlabel("mm from drive side")
         ax.set_xlim(0, width)
@@ -155,6 +160,5 @@ def across_figure(coil: dict, defects: Sequence[dict], path: str | Path) -> Path
     axes[0].yaxis.get_major_locator().set_params(integer=True)
     if classes:
         axes[1].legend(frameon=False, fontsize=9)
-    fig.suptitle(f"Coil {coil['coil_id']} — defects across the width", x=0.07, y=1.04, ha="left", fontsize=11,
-                 color=INK)
+    fig.suptitle(f"Coil {coil['coil_id']} — defects across the width", x=0.01, ha="left", fontsize=11, color=INK)
     return _save(fig, path)

@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 from typing import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ..db import Database
 from ..db.models import Coil, CoilSurface, Defect, DefectCrop, UninspectedSpan
 
 DEFECT_FIELDS = ("coil_id", "surface", "camera_id", "class_id", "class_name", "score", "start_m", "end_m",
                  "across_start_mm", "across_end_mm", "length_mm", "width_mm", "area_mm2", "frames",
-                 "model_name", "model_version", "model_sha256")
+                 "model_name", "model_version", "model_sha256", "uid")
 SURFACE_FIELDS = ("surface", "camera_id", "frames", "inspected_m", "end_m", "strip_width_mm_min",
                   "strip_width_mm_median", "strip_width_mm_max")
 
@@ -86,7 +86,7 @@ def coil_detail(db: Database, coil_id: str) -> dict | None:
         gaps = s.execute(select(UninspectedSpan.surface, func.sum(UninspectedSpan.end_m - UninspectedSpan.start_m))
                          .where(UninspectedSpan.coil_id == coil_id).group_by(UninspectedSpan.surface)).all()
         surfaces = s.scalars(select(CoilSurface).where(CoilSurface.coil_id == coil_id)
-                             .order_by(CoilSurface.surface, CoilSurface.camera_id)).all()
+                             .order_by(CoilSurface.surface.desc(), CoilSurface.camera_id)).all()
         return coil_dict(coil) | {
             "n_defects": sum(n for *_, n in by_class),
             "counts_by_class": [{"class_id": c, "class_name": name, "count": n} for c, name, n in by_class],
@@ -136,3 +136,12 @@ def crops(db: Database, defect_ids: Sequence[int]) -> dict[int, bytes]:
         rows = s.execute(select(DefectCrop.defect_id, DefectCrop.png)
                          .where(DefectCrop.defect_id.in_(list(defect_ids)))).all()
     return {int(i): bytes(png) for i, png in rows}
+
+
+def set_pinned(db: Database, defect_ids: Sequence[int], pinned: bool = True) -> int:
+    """Mark defects whose crops a review or a claim still needs (pruning keeps their crops);
+    returns how many rows changed."""
+    if not defect_ids:
+        return 0
+    with db.session(write=True) as s:
+        return s.execute(update(Defect).where(Defect.id.in_(list(defect_ids))).values(pinned=pinned)).rowcount

@@ -4,7 +4,8 @@ Writes go through a queue to one background writer thread that drains whatever h
 into one transaction (executemany inserts), so the frame loop never waits on the database per
 defect. `flush()` blocks until everything handed over is stored; a writer error is raised by the
 next call (or flush/close), never swallowed. A transient error (database restarting, lock
-timeout) is retried a few times before it counts.
+timeout) is retried a few times before it counts; defects with a `uid` are stored once even if a
+retried batch had in fact been committed.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class CoilStore:
     def crops(self, defect_ids: Sequence[int]) -> dict[int, bytes]:
         return queries.crops(self.db, defect_ids)
 
+    def set_pinned(self, defect_ids: Sequence[int], pinned: bool = True) -> int:
+        return queries.set_pinned(self.db, defect_ids, pinned)
+
     # --- the writer --------------------------------------------------------------------------
     def _put(self, item: tuple) -> None:
         if self._closed:
@@ -155,13 +159,12 @@ class CoilStore:
         surfaces = [x for kind, x in work if kind == "surface"]
         needed = {r.coil_id for r in (*defects, *spans, *surfaces)} - self._known - set(coils)
         t0 = time.perf_counter()
-        with self.db.engine.connect() as conn:
-            conn = conn.execution_options(sqlite_immediate=True)
-            with conn.begin():
-                writes.upsert_coils(conn, coils, needed)
-                writes.insert_defects(conn, defects)
-                writes.insert_uninspected(conn, spans)
-                writes.upsert_surfaces(conn, surfaces)
+        with self.db.session(write=True) as s:   # one transaction; Core statements on its connection
+            conn = s.connection()
+            writes.upsert_coils(conn, coils, needed)
+            writes.insert_defects(conn, defects)
+            writes.insert_uninspected(conn, spans)
+            writes.upsert_surfaces(conn, surfaces)
         self.busy_s += time.perf_counter() - t0
         self.transactions += 1
         self.rows += len(coils) + len(defects) + len(spans) + len(surfaces)

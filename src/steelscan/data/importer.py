@@ -19,18 +19,16 @@ colour masks) is collected first; nothing is written unless there are none.
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_json, write_text
+from ..atomic import write_json
 from ..errors import DatasetError, SteelscanError
 from ..rle import encode_rle
-from .layout import CURRENT_HEADER, META_FILE, default_class_names, image_size
+from .layout import META_FILE, default_class_names, image_size, write_labels_csv
 from .mask_pairing import MaskPair, Pairing, pair_masks
 from .mask_values import MASK_MODES, MaskMode, decide_mask_mode, read_mask, value_counts
 
@@ -256,14 +254,6 @@ def _label_rows(plan: ImportPlan, mode: MaskMode, pairs: list[MaskPair], scan: _
     return rows
 
 
-def _write_label_csv(path: Path, rows: list[tuple[str, int, str]]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CURRENT_HEADER)
-    writer.writerows(rows)
-    write_text(path, buf.getvalue())
-
-
 def import_masks(images_dir: str | Path, masks_dir: str | Path | None, out_dir: str | Path | None, *,
                  num_classes: int | None = None, threshold: int = DEFAULT_THRESHOLD,
                  class_names: list[str] | None = None, mask_mode: str = "auto", pattern: str | None = None,
@@ -339,5 +329,5 @@ def import_masks(images_dir: str | Path, masks_dir: str | Path | None, out_dir: 
                    "mask_pattern": pairing.pattern, "class_from_folder": class_from_folder,
                    "mask_kind": "binary" if mode.kind == "binary" else "class-index",
                    "mask_rule": mode.rule, "threshold": mode.threshold}})
-    _write_label_csv(summary.csv_path, rows)
+    write_labels_csv(summary.csv_path, rows)
     return summary

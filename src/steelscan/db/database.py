@@ -6,7 +6,9 @@ PostgreSQL: psycopg 3, a connect timeout so a dead host fails in seconds."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import logging
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
@@ -20,6 +22,9 @@ from ..errors import DatabaseError
 from .url import database_url, masked_url
 
 CONNECT_TIMEOUT_S = 5
+# psycopg warns through logging when it tidies up after a failed pipeline; with no handler set,
+# Python would print that to stderr beside our one-line error. Apps that configure logging see it.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 SQLITE_BUSY_TIMEOUT_S = 30
 
 
@@ -30,6 +35,8 @@ class Database:
         self.url, self.engine = url, engine
         self.dialect = engine.dialect.name
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        # an in-memory SQLite database is one shared connection: one transaction at a time
+        self._serial = threading.RLock() if isinstance(engine.pool, StaticPool) else nullcontext()
 
     def __repr__(self) -> str:
         return f"Database({masked_url(self.url)})"
@@ -38,7 +45,7 @@ class Database:
     def session(self, write: bool = False) -> Iterator[Session]:
         """A session in one transaction, committed on success, rolled back on error.
         `write=True` takes SQLite's write lock up front (BEGIN IMMEDIATE)."""
-        with self.engine.connect() as conn:
+        with self._serial, self.engine.connect() as conn:
             if write:
                 conn = conn.execution_options(sqlite_immediate=True)
             with conn.begin():
@@ -75,7 +82,10 @@ def _sqlite_engine(url: URL) -> Engine:
 
 
 def _postgres_engine(url: URL) -> Engine:
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    # use_insertmanyvalues=False: executemany goes to psycopg's pipelined executemany, several
+    # times faster than SQLAlchemy's multi-row VALUES statements that psycopg re-parses in Python
+    return create_engine(url, pool_pre_ping=True, use_insertmanyvalues=False,
+                         connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
 
 
 def describe(url: URL, error: BaseException) -> str:

@@ -18,7 +18,8 @@ NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_nam
           "ck": "ck_%(table_name)s_%(constraint_name)s",
           "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s", "pk": "pk_%(table_name)s"}
 
-# 64-bit ids on PostgreSQL; SQLite's INTEGER PRIMARY KEY is already 64-bit (and the rowid).
+# Text columns carry no length: PostgreSQL would reject a longer model name or path mid-run (and
+# SQLite never checks). 64-bit ids on PostgreSQL; SQLite's INTEGER PRIMARY KEY is already 64-bit (and the rowid).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
@@ -35,15 +36,15 @@ class Coil(Base):
     """One coil and its level-2 data (all optional but the id)."""
 
     __tablename__ = "coils"
-    coil_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    line_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    grade: Mapped[str | None] = mapped_column(String(64), index=True)
+    coil_id: Mapped[str] = mapped_column(String, primary_key=True)
+    line_id: Mapped[str | None] = mapped_column(String, index=True)
+    grade: Mapped[str | None] = mapped_column(String, index=True)
     width_mm: Mapped[float | None] = mapped_column(Float)
     thickness_mm: Mapped[float | None] = mapped_column(Float)
     length_m: Mapped[float | None] = mapped_column(Float)
-    order_no: Mapped[str | None] = mapped_column(String(64))   # CoilInfo.order
-    customer: Mapped[str | None] = mapped_column(String(128))
-    exposed_surface: Mapped[str | None] = mapped_column(String(16))
+    order_no: Mapped[str | None] = mapped_column(String)   # CoilInfo.order
+    customer: Mapped[str | None] = mapped_column(String)
+    exposed_surface: Mapped[str | None] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -55,8 +56,8 @@ class CoilSurface(Base):
     __table_args__ = (UniqueConstraint("coil_id", "surface", "camera_id"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     coil_id: Mapped[str] = mapped_column(ForeignKey("coils.coil_id", ondelete="CASCADE"))
-    surface: Mapped[str] = mapped_column(String(16))
-    camera_id: Mapped[str] = mapped_column(String(64))
+    surface: Mapped[str] = mapped_column(String)
+    camera_id: Mapped[str] = mapped_column(String)
     frames: Mapped[int] = mapped_column(Integer)
     inspected_m: Mapped[float] = mapped_column(Float)
     end_m: Mapped[float] = mapped_column(Float)
@@ -75,10 +76,10 @@ class Defect(Base):
                       Index("ix_defects_coil_class", "coil_id", "class_id"))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     coil_id: Mapped[str] = mapped_column(ForeignKey("coils.coil_id", ondelete="CASCADE"))
-    surface: Mapped[str] = mapped_column(String(16))
-    camera_id: Mapped[str] = mapped_column(String(64))
+    surface: Mapped[str] = mapped_column(String)
+    camera_id: Mapped[str] = mapped_column(String)
     class_id: Mapped[int] = mapped_column(Integer)
-    class_name: Mapped[str] = mapped_column(String(64))
+    class_name: Mapped[str] = mapped_column(String)
     score: Mapped[float] = mapped_column(Float)
     start_m: Mapped[float] = mapped_column(Float)
     end_m: Mapped[float] = mapped_column(Float)
@@ -88,9 +89,10 @@ class Defect(Base):
     width_mm: Mapped[float] = mapped_column(Float)
     area_mm2: Mapped[float] = mapped_column(Float)
     frames: Mapped[list[Any]] = mapped_column(default=list)
-    model_name: Mapped[str | None] = mapped_column(String(128))
-    model_version: Mapped[str | None] = mapped_column(String(64))
-    model_sha256: Mapped[str | None] = mapped_column(String(64))
+    model_name: Mapped[str | None] = mapped_column(String)
+    model_version: Mapped[str | None] = mapped_column(String)
+    model_sha256: Mapped[str | None] = mapped_column(String)
+    uid: Mapped[str | None] = mapped_column(String, unique=True)   # DefectRecord.uid
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -110,11 +112,11 @@ class UninspectedSpan(Base):
     __table_args__ = (Index("ix_uninspected_spans_coil_surface", "coil_id", "surface", "start_m"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     coil_id: Mapped[str] = mapped_column(ForeignKey("coils.coil_id", ondelete="CASCADE"))
-    surface: Mapped[str] = mapped_column(String(16))
-    camera_id: Mapped[str] = mapped_column(String(64))
+    surface: Mapped[str] = mapped_column(String)
+    camera_id: Mapped[str] = mapped_column(String)
     start_m: Mapped[float] = mapped_column(Float)
     end_m: Mapped[float] = mapped_column(Float)
-    reason: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String)
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -126,7 +128,7 @@ class Inspection(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     filename: Mapped[str] = mapped_column(Text)
-    verdict: Mapped[str | None] = mapped_column(String(16))
+    verdict: Mapped[str | None] = mapped_column(String)
     n_defects: Mapped[int] = mapped_column(Integer)
     classes: Mapped[list[Any]] = mapped_column(default=list)
     latency_ms: Mapped[float] = mapped_column(Float)
