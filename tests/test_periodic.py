@@ -1,5 +1,6 @@
 """The periodic (roll-mark) detector on generated defect lists with known truth."""
 
+import csv
 import json
 import math
 
@@ -121,3 +122,22 @@ def test_bad_defect_list_is_one_line_naming_file_line_field(tmp_path, capsys):
     with pytest.raises(Exception) as e:
         read_defect_list(csv)
     assert getattr(e.value, "field", None) == "class_id"
+
+
+def test_roll_marks_of_steelscan_synth_coil_are_found_and_named(tmp_path, capsys):
+    """The coil generator's own truth (roll marks drawn by `steelscan synth-coil`): every roll found once."""
+    out = tmp_path / "coil"
+    assert main(["synth-coil", "--out", str(out), "--length-m", "150", "--width-mm", "1200", "--seed", "5",
+                 "--coils", "1", "--roll-diameter-mm", "650", "1400", "--miss-rate", "0.3", "--jitter-mm", "3",
+                 "--wear", "0.004", "--wander-mm", "50", "--truth-only"]) == 0
+    capsys.readouterr()
+    assert main(["coil", "periodic", "--defects", str(out / "defects.csv"), "--rolls", str(out / "rolls.csv"),
+                 "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)["findings"]
+    truth = {}
+    for row in csv.DictReader((out / "defects.csv").open()):
+        if row["source"].startswith("roll:"):
+            truth.setdefault((row["surface"], row["source"][5:]), []).append(row)
+    assert sorted((f["surface"], f["roll"]) for f in found) == sorted(truth)
+    for f in found:
+        assert f["occurrences"] >= 0.9 * len(truth[(f["surface"], f["roll"])])
