@@ -88,12 +88,37 @@ def render(rows: list[dict]) -> str:
         pieces = " ".join(f"{a:g}-{b:g} {d}" for a, b, d in g["pieces"])
         lines.append(f"| {r['name']} | {r['rules']} ({g['rule_set']}) | {dec} | {', '.join(g['reasons']) or '-'} | "
                      f"{g['prime_m']:g} | {pieces} | {'yes' if r['ok'] else 'NO: ' + '; '.join(r['problems'])} |")
+    lines += ["", "![cut lists](grading_cuts.png)"]
     return "\n".join(lines) + "\n"
+
+
+COLOURS = {"ACCEPT": "#4caf50", "DOWNGRADE": "#ffb300", "HOLD": "#1e88e5", "REJECT": "#e53935"}
+
+
+def draw_cut_lists(rows: list[dict], path: Path) -> None:
+    """One bar per case: its pieces coloured by decision, cuts as gaps (drawn to scale)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(rows) + 1.2))
+    for y, r in enumerate(reversed(rows)):
+        for a, b, d in r["got"]["pieces"]:
+            ax.barh(y, b - a, left=a, color=COLOURS[d], edgecolor="black", linewidth=0.4)
+    ax.set_yticks(range(len(rows)), [r["name"] for r in reversed(rows)], fontsize=8)
+    ax.set_xlabel("metres from the coil head")
+    ax.legend(handles=[Patch(color=c, label=k) for k, c in COLOURS.items()], loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.set_title("Cut lists of the grading cases (pieces graded again; gaps are cut losses)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> int:
     rows = run_all()
     out = REPO / "benchmarks" / "results" / "grading"
+    draw_cut_lists(rows, out.with_name("grading_cuts.png"))
     write_json(str(out) + ".json", {"cases": rows, "matching": sum(r["ok"] for r in rows), "total": len(rows)})
     write_text(str(out) + ".md", render(rows))
     print(render(rows))
