@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 from typing import Sequence
 
+import numpy as np
 from sqlalchemy import func, select, update
 
 from ..db import Database
@@ -145,3 +146,60 @@ def set_pinned(db: Database, defect_ids: Sequence[int], pinned: bool = True) -> 
         return 0
     with db.session(write=True) as s:
         return s.execute(update(Defect).where(Defect.id.in_(list(defect_ids))).values(pinned=pinned)).rowcount
+
+
+# --- the service's coil pages -------------------------------------------------------------------
+def coil_exists(db: Database, coil_id: str) -> bool:
+    with db.session() as s:
+        return s.get(Coil, coil_id) is not None
+
+
+def progress(db: Database, coil_id: str) -> dict:
+    """How far each surface of a coil has got, from what the database holds while the line runs:
+    {"reached_m": {surface: furthest end_m of its defects, uninspected spans and closed summary},
+    "uninspected_by_reason": {surface: {reason: metres}}}. A clean stretch that the runner has
+    inspected but not yet closed shows only once a defect, a gap or the surface's close lands."""
+    reached: dict[str, float] = {}
+    with db.session() as s:
+        for table in (Defect, UninspectedSpan, CoilSurface):
+            for surface, end in s.execute(select(table.surface, func.max(table.end_m))
+                                          .where(table.coil_id == coil_id).group_by(table.surface)):
+                if end is not None:
+                    reached[surface] = max(reached.get(surface, 0.0), float(end))
+        by_reason: dict[str, dict[str, float]] = {}
+        for surface, reason, m in s.execute(
+                select(UninspectedSpan.surface, UninspectedSpan.reason,
+                       func.sum(UninspectedSpan.end_m - UninspectedSpan.start_m))
+                .where(UninspectedSpan.coil_id == coil_id)
+                .group_by(UninspectedSpan.surface, UninspectedSpan.reason)):
+            by_reason.setdefault(surface, {})[reason] = round(float(m), 6)
+    return {"reached_m": reached, "uninspected_by_reason": by_reason}
+
+
+def density(db: Database, coil_id: str, length_m: float, bin_m: float, surface: str | None = None) -> list[dict]:
+    """Defects per bin along the coil, per class: [{"class_id", "class_name", "counts": [int] * n}]
+    with n = ceil(length_m / bin_m) bins from the head; a defect counts in the bin of its start
+    (one past the end clips into the last bin). Reads two columns per defect, bins with numpy."""
+    n = max(1, int(np.ceil(length_m / bin_m - 1e-9)))
+    q = select(Defect.class_id, Defect.class_name, Defect.start_m).where(Defect.coil_id == coil_id)
+    if surface is not None:
+        q = q.where(Defect.surface == surface)
+    with db.session() as s:
+        rows = s.execute(q).all()
+    if not rows:
+        return []
+    cls = np.array([r[0] for r in rows], np.int64)
+    bins = np.clip((np.array([r[2] for r in rows], np.float64) // bin_m).astype(np.int64), 0, n - 1)
+    names = {int(c): name for c, name, _ in rows}
+    return [{"class_id": c, "class_name": names[c], "counts": np.bincount(bins[cls == c], minlength=n).tolist()}
+            for c in sorted(names)]
+
+
+def update_coil(db: Database, coil) -> dict:
+    """Insert or update one coil's level-2 data (a CoilInfo; a None field keeps the stored value),
+    at once (not through the runner's queue); returns the coil's detail."""
+    from .writes import coil_row, upsert_coils
+
+    with db.session(write=True) as s:
+        upsert_coils(s.connection(), {coil.coil_id: coil_row(coil)}, set())
+    return coil_detail(db, coil.coil_id)

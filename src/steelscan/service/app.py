@@ -6,6 +6,7 @@
     GET  /healthz               liveness + model/engine (model null: none loaded)
     GET  /metrics               Prometheus text exposition (prometheus_client)
     GET  /                      the single-page web UI (static/index.html)
+    /v1/coils..., /v1/defects/{id}/crop.png, /coils, /live   coils: see service/coils.py
 
 Every status an endpoint can answer is in the OpenAPI schema (tests/test_service.py fuzzes
 the app from it). Hostile input never gets a 500: bodies over the limit get 413 (FastAPI's
@@ -32,9 +33,11 @@ from fastapi import Path as PathParam
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..rle import encode_rle
+from .coils import build_router
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServiceMetrics
 from .store import InspectionStore
@@ -181,12 +184,13 @@ def class_rles(masks: np.ndarray) -> dict[str, str]:
 def create_app(model: str | Path | None = None, *, inspector=None, engine: str = "auto",
                db_path: str | Path = "inspections.sqlite", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                max_concurrency: int | None = None, threads: int | None = None,
-               model_name: str | None = None) -> FastAPI:
+               model_name: str | None = None, api_token: str | None = None) -> FastAPI:
     """Build the app. `model` (a bundle name or folder, loaded with `engine`: auto = int8 ONNX
     if the bundle has it, else ONNX, else PyTorch), or a ready `inspector`, or neither: then
     the page, history, health and metrics work and /v1/inspect answers 503.
     `db_path` is the history database, handed to InspectionStore as given. The store and the
-    inference pool open when the app starts (lifespan) and close when it stops."""
+    inference pool open when the app starts (lifespan) and close when it stops. `api_token`: the
+    bearer token that writes (PUT /v1/coils/{id}) need; None disables writes (403)."""
     max_concurrency = max(1, int(max_concurrency or 2))
     if inspector is None and model is not None:
         from ..runtime import build_inspector
@@ -216,6 +220,9 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
                   description="Steel-surface defect inspection: a classifier gates a segmenter; "
                               "masks come back as Kaggle RLE.")
     app.state.metrics, app.state.inspector = metrics, inspector
+    app.state.api_token = api_token or None
+    app.include_router(build_router())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):
