@@ -131,7 +131,7 @@ def test_pages_render(client):
     for path, needle in (("/coils", "/v1/coils?"), ("/coils/C1", '"C1"'), ("/live", "/v1/coils?limit=1")):
         r = client.get(path)
         assert r.status_code == 200 and needle in r.text, path
-    hostile = client.get("/coils/<script>alert(1)</script>").text   # a coil id is text, never markup
-    assert "<script>alert" not in hostile and "&lt;script&gt;alert" in hostile
+    hostile = client.get("/coils/<img src=x onerror=alert(1)>").text   # a coil id is text, never markup
+    assert "<img src=x" not in hostile and "&lt;img src=x" in hostile and "\\u003cimg src=x" in hostile
     js = client.get("/static/coilmap.js")
     assert js.status_code == 200 and "class CoilMap" in js.text

@@ -240,6 +240,8 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
     async def http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 413:  # raised by the body limit while the upload streams in
             exc = StarletteHTTPException(413, f"upload exceeds the limit of {limit:,} bytes (--max-upload-mb)")
+        if exc.status_code == 405:  # Starlette names only the first route's methods; a path may have several
+            exc = StarletteHTTPException(405, exc.detail, headers={"Allow": allowed_methods(app, request.scope)})
         return await http_exception_handler(request, exc)
 
     def inspect_and_store(image: np.ndarray, filename: str, t0: float) -> dict:
@@ -304,6 +306,17 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     return app
+
+
+def allowed_methods(app: FastAPI, scope: dict) -> str:
+    """The Allow header of a 405: the methods of every route whose path matches."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if route.matches(scope)[0] == Match.PARTIAL:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _version() -> str:

@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import hmac
 import math
+import re
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..coils import queries
 from ..coils.records import CoilInfo
@@ -36,7 +37,18 @@ MAX_PAGE = 500
 MAX_DEFECTS = 5000          # most defects one /defects answer carries
 DEFAULT_DEFECTS = 2000
 MAX_BINS = 2000             # the density strip: bins are widened so a coil never needs more
+MIN_BIN_M = 0.001           # 1 mm: a coil of (nearly) no length still gets one bin
 MAX_M = 1e6                 # 1000 km: no coil is longer
+
+
+def _iso_day(value: Any) -> Any:
+    """Only YYYY-MM-DD is a day here (pydantic alone would read a bare number as a timestamp)."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("not a day (YYYY-MM-DD)")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
 Surface = Literal["top", "bottom"]
 CoilId = PathParam(min_length=1, max_length=100, description="the coil id as level 2 names it")
 
@@ -221,12 +233,12 @@ def build_router() -> APIRouter:
     async def list_coils(request: Request,
                          line_id: str | None = Query(None, max_length=100, description="only this line"),
                          grade: str | None = Query(None, max_length=100, description="only this steel grade"),
-                         since: date | None = Query(None, description="created on or after this day (UTC)"),
-                         until: date | None = Query(None, description="created before this day (UTC)"),
+                         since: Day | None = Query(None, description="created on or after this day (UTC)"),
+                         until: Day | None = Query(None, description="created before this day (UTC)"),
                          limit: int = Query(20, ge=1, le=MAX_PAGE, description="page size"),
                          offset: int = Query(0, ge=0, le=MAX_ROW, description="rows to skip")) -> Any:
-        items, total = await _run(queries.list_coils, _db(request), line_id=line_id, grade=grade, since=since,
-                                  until=until, limit=limit, offset=offset)
+        items, total = await _run(queries.list_coils, _db(request), line_id=line_id, grade=grade,
+                                  since=since, until=until, limit=limit, offset=offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     @router.get("/v1/coils/{coil_id}", response_model=CoilDetail, responses=NOT_FOUND, tags=["coils"],
@@ -239,7 +251,8 @@ def build_router() -> APIRouter:
 
     @router.put("/v1/coils/{coil_id}", response_model=CoilDetail, tags=["coils"],
                 summary="Set level-2 data (creates the coil if new)",
-                responses={401: {"model": ErrorModel, "description": "No or wrong bearer token",
+                responses={400: {"model": ErrorModel, "description": "The body is not JSON"},
+                           401: {"model": ErrorModel, "description": "No or wrong bearer token",
                                  "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
                            403: {"model": ErrorModel, "description": "This server has no API token: writes "
                                                                      "are disabled"}})
@@ -276,7 +289,7 @@ def build_router() -> APIRouter:
         if detail is None:
             raise HTTPException(404, f"no coil {coil_id!r}")
         length = float(detail["extent_m"])
-        step = max(bin_m or length / 500, length / MAX_BINS)
+        step = max(bin_m or length / 500, length / MAX_BINS, MIN_BIN_M)
         classes = await _run(queries.density, db, coil_id, length, step, surface)
         return {"coil_id": coil_id, "surface": surface, "bin_m": step, "length_m": length,
                 "n_bins": max(1, math.ceil(length / step - 1e-9)), "classes": classes}
