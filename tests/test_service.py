@@ -203,8 +203,11 @@ def test_metrics_are_prometheus_text_with_the_service_names(tmp_path):
 
 def test_openapi_says_what_is_accepted_and_what_can_come_back(client):
     spec = client.get("/openapi.json").json()
-    assert {"/v1/inspect", "/v1/inspections", "/v1/inspections/{inspection_id}", "/healthz", "/metrics"} \
-        == set(spec["paths"])
+    assert {"/v1/inspect", "/v1/inspections", "/v1/inspections/{inspection_id}", "/healthz", "/metrics",
+            "/v1/coils", "/v1/coils/{coil_id}", "/v1/coils/{coil_id}/defects", "/v1/coils/{coil_id}/density",
+            "/v1/defects/{defect_id}/crop.png"} == set(spec["paths"])
+    put = spec["paths"]["/v1/coils/{coil_id}"]["put"]
+    assert {"200", "400", "401", "403", "422"} == set(put["responses"]) and put["security"] == [{"HTTPBearer": []}]
     post = spec["paths"]["/v1/inspect"]["post"]
     assert {"200", "413", "415", "422", "503"} == set(post["responses"])
     for status in ("413", "415", "422", "503"):
