@@ -135,3 +135,11 @@ def test_pages_render(client):
     assert "<img src=x" not in hostile and "&lt;img src=x" in hostile and "\\u003cimg src=x" in hostile
     js = client.get("/static/coilmap.js")
     assert js.status_code == 200 and "class CoilMap" in js.text
+
+
+def test_a_truncated_page_by_area_keeps_the_largest(client):
+    everything = client.get("/v1/coils/C1/defects").json()["items"]
+    page = client.get("/v1/coils/C1/defects", params={"order": "area", "limit": 5}).json()
+    assert page["truncated"]
+    assert [d["id"] for d in page["items"]] == \
+        [d["id"] for d in sorted(everything, key=lambda d: (-d["area_mm2"], d["id"]))[:5]]

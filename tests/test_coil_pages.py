@@ -53,7 +53,7 @@ def test_coil_page_draws_every_defect_and_shows_a_crop(browser, coil_db, tmp_pat
         browser.find_element("link text", "C1").click()
         wait(browser, lambda d: shown(d) == (20, 20))
         assert browser.find_element("id", "n-defects").text == "40"
-        assert "first" not in browser.find_element("id", "count-top").text   # nothing truncated
+        assert "largest" not in browser.find_element("id", "count-top").text   # nothing truncated
         # click the top map where a defect with a crop is drawn
         d, box = browser.execute_script(
             "const m = coilMap, cv = document.getElementById('map-top');"

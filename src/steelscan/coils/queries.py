@@ -99,9 +99,11 @@ def coil_detail(db: Database, coil_id: str) -> dict | None:
 
 
 def defects(db: Database, coil_id: str | None, *, surface: str | None = None, from_m: float | None = None,
-            to_m: float | None = None, class_id: int | None = None, limit: int | None = None) -> list[dict]:
+            to_m: float | None = None, class_id: int | None = None, limit: int | None = None,
+            largest_first: bool = False) -> list[dict]:
     """Defects of one coil (or of all coils when `coil_id` is None) ordered by coil, surface and
-    position. `from_m`/`to_m` keep defects that overlap [from_m, to_m]."""
+    position (`largest_first`: by area, largest first, so a `limit` keeps the largest).
+    `from_m`/`to_m` keep defects that overlap [from_m, to_m]."""
     has_crop = select(DefectCrop.defect_id).where(DefectCrop.defect_id == Defect.id).exists()
     q = select(Defect, has_crop)
     if coil_id is not None:
@@ -114,7 +116,9 @@ def defects(db: Database, coil_id: str | None, *, surface: str | None = None, fr
         q = q.where(Defect.start_m <= to_m)
     if class_id is not None:
         q = q.where(Defect.class_id == class_id)
-    q = q.order_by(Defect.coil_id, Defect.surface.desc(), Defect.start_m, Defect.id).limit(limit)
+    order = (Defect.area_mm2.desc(), Defect.id) if largest_first else \
+        (Defect.coil_id, Defect.surface.desc(), Defect.start_m, Defect.id)
+    q = q.order_by(*order).limit(limit)
     with db.session() as s:
         return [defect_dict(d, c) for d, c in s.execute(q).all()]
 

@@ -149,7 +149,7 @@ class DefectOut(BaseModel):
 
 
 class DefectPage(BaseModel):
-    items: list[DefectOut] = Field(description="ordered by surface (top first) and start_m")
+    items: list[DefectOut] = Field(description="in the requested order")
     limit: int
     truncated: bool = Field(description="more defects match than `limit`: narrow the range")
 
@@ -270,12 +270,15 @@ def build_router() -> APIRouter:
                                                         description="metres from the head"),
                            to_m: float | None = Query(None, ge=0, le=MAX_M, allow_inf_nan=False),
                            class_id: int | None = Query(None, ge=1, le=255),
+                           order: Literal["position", "area"] = Query(
+                               "position", description="position: by surface (top first) and start_m; area: "
+                                                       "largest first, so a truncated page keeps the largest"),
                            limit: int = Query(DEFAULT_DEFECTS, ge=1, le=MAX_DEFECTS)) -> Any:
         db = _db(request)
         if not await _run(queries.coil_exists, db, coil_id):
             raise HTTPException(404, f"no coil {coil_id!r}")
         rows = await _run(queries.defects, db, coil_id, surface=surface, from_m=from_m, to_m=to_m,
-                          class_id=class_id, limit=limit + 1)
+                          class_id=class_id, limit=limit + 1, largest_first=order == "area")
         return {"items": rows[:limit], "limit": limit, "truncated": len(rows) > limit}
 
     @router.get("/v1/coils/{coil_id}/density", response_model=Density, responses=NOT_FOUND, tags=["coils"],

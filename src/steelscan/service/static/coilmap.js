@@ -124,7 +124,7 @@ class CoilMap {
     try {
       const got = await Promise.all(this.surfaces.map((s) => {
         const url = `/v1/coils/${encodeURIComponent(this.coilId)}/defects?surface=${s}` +
-                    `&from_m=${a.toFixed(3)}&to_m=${b.toFixed(3)}&limit=${this.limit}`;
+                    `&from_m=${a.toFixed(3)}&to_m=${b.toFixed(3)}&order=area&limit=${this.limit}`;
         this.requests.push(url);
         return getJSON(url, ctl.signal);
       }));
@@ -180,7 +180,7 @@ class CoilMap {
     for (let m = Math.ceil(a / step) * step; m <= b; m += step) { const x = Math.round(this.x(m, w)) + .5; ctx.moveTo(x, 0); ctx.lineTo(x, h); }
     ctx.moveTo(0, h / 2 + .5); ctx.lineTo(w, h / 2 + .5); ctx.stroke();
     const shown = this.inView(s);
-    for (const d of shown) {
+    for (const d of [...shown].reverse()) {   // largest last: on top
       const [bx, by, bw, bh] = this.defectBox(d, w, h);
       ctx.fillStyle = classColor(d.class_id, 0.75); ctx.fillRect(bx, by, bw, bh);
       ctx.strokeStyle = classColor(d.class_id, 1); ctx.lineWidth = 1; ctx.strokeRect(bx + .5, by + .5, bw - 1, bh - 1);
@@ -191,7 +191,7 @@ class CoilMap {
     ctx.fillStyle = "rgba(28,36,48,0.55)"; ctx.font = "10px system-ui";
     ctx.fillText("drive side", 4, h - 4);
     const el = $(`count-${s}`);
-    if (el) el.textContent = `${shown.length} defects in view` + (this.truncated[s] ? ` (first ${this.limit}: zoom in for all)` : "");
+    if (el) el.textContent = `${shown.length} defects in view` + (this.truncated[s] ? ` (the ${this.limit} largest: zoom in for all)` : "");
     this.canvases[s].dataset.shown = shown.length;
   }
 
