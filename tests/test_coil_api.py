@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from conftest import make_coil_records
-from steelscan.coils.records import UninspectedRecord
+from steelscan.coils.records import LineStatusRecord, UninspectedRecord
 from steelscan.coils.store import CoilStore
 from steelscan.service.app import create_app
 from steelscan.service.coils import MAX_BINS
@@ -143,3 +143,15 @@ def test_a_truncated_page_by_area_keeps_the_largest(client):
     assert page["truncated"]
     assert [d["id"] for d in page["items"]] == \
         [d["id"] for d in sorted(everything, key=lambda d: (-d["area_mm2"], d["id"]))[:5]]
+
+
+def test_published_line_status_shows_in_the_coil_and_moves_its_position(coil_db):
+    with CoilStore(coil_db) as store:
+        store.publish_status(LineStatusRecord("cam-top", "C2", "top", 25.0, 100, 30.0, 0.2, 0.0))
+        store.publish_status(LineStatusRecord("cam-top", "C2", "top", 27.5, 110, 31.5, 0.4, 1.25))  # replaces
+    with TestClient(create_app(db_path=coil_db)) as c:
+        d = c.get("/v1/coils/C2").json()
+        assert [(s["camera_id"], s["position_m"], s["frames"], s["frames_per_s"], s["lag_s"], s["behind_m"])
+                for s in d["line_status"]] == [("cam-top", 27.5, 110, 31.5, 0.4, 1.25)]
+        assert d["reached_m"]["top"] == 27.5 and d["reached_m"]["bottom"] == 20.0
+        assert c.get("/v1/coils/C1").json()["line_status"] == []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from steelscan.coils.records import CoilInfo, DefectRecord, UninspectedRecord
+from steelscan.coils.records import CoilInfo, DefectRecord, LineStatusRecord, UninspectedRecord
 from steelscan.coils.store import CoilStore
 from steelscan.service.app import create_app
 from test_service_browser import browser, serving  # noqa: F401  (the browser fixture)
@@ -95,8 +95,9 @@ def test_zooming_fetches_only_the_visible_range(browser, coil_db):  # noqa: F811
 
 
 def test_live_page_advances_while_a_coil_is_written(browser, tmp_path):  # noqa: F811
-    """A background thread writes coil LIVE-1 step by step (defects further along each time, then
-    a `behind` gap); the live page shows each step's position, the count and the skipped metres."""
+    """A background thread writes coil LIVE-1 step by step (defects further along each time, a
+    published runner status from the second step, a `behind` gap at the end); the live page shows
+    each step's position, count, frames/s and lag, and the skipped metres."""
     db = tmp_path / "live.db"
     steps = [4.0, 8.0, 12.0, 16.0]
     seen = [threading.Event() for _ in steps]
@@ -113,6 +114,9 @@ def test_live_page_advances_while_a_coil_is_written(browser, tmp_path):  # noqa:
                     if i == len(steps) - 1:
                         store.add_uninspected([UninspectedRecord("LIVE-1", "top", "cam-top", end, end + 1.5,
                                                                  "behind")])
+                    if i >= 1:   # a runner that publishes its status (from the second step on)
+                        store.publish_status(LineStatusRecord("cam-top", "LIVE-1", "top", end, 40 * (i + 1), 25.0 + i,
+                                                              0.5 * i, 0.0))
                     store.flush()
                     if not seen[i].wait(30):
                         raise TimeoutError(f"the page never showed step {i}")
@@ -131,6 +135,8 @@ def test_live_page_advances_while_a_coil_is_written(browser, tmp_path):  # noqa:
             positions.append(float(browser.find_element("id", "pos-top").text))
             assert browser.find_element("id", "coil-id").text == "LIVE-1"
             assert int(browser.find_element("id", "n-defects").text) == 2 * (i + 1)
+            fps, lag = (browser.find_element("id", k).text for k in ("fps", "lag"))
+            assert (fps, lag) == (("—", "—") if i == 0 else (f"{25.0 + i:.1f}", f"{0.5 * i:.1f} s")), i
             seen[i].set()
         writer.join(30)
         assert not failures, failures

@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 
 from ..db import Database
-from ..db.models import Coil, CoilSurface, Defect, DefectCrop, UninspectedSpan
+from ..db.models import Coil, CoilSurface, Defect, DefectCrop, LineStatus, UninspectedSpan
 
 DEFECT_FIELDS = ("coil_id", "surface", "camera_id", "class_id", "class_name", "score", "start_m", "end_m",
                  "across_start_mm", "across_end_mm", "length_mm", "width_mm", "area_mm2", "frames",
@@ -160,9 +160,9 @@ def coil_exists(db: Database, coil_id: str) -> bool:
 
 def progress(db: Database, coil_id: str) -> dict:
     """How far each surface of a coil has got, from what the database holds while the line runs:
-    {"reached_m": {surface: furthest end_m of its defects, uninspected spans and closed summary},
-    "uninspected_by_reason": {surface: {reason: metres}}}. A clean stretch that the runner has
-    inspected but not yet closed shows only once a defect, a gap or the surface's close lands."""
+    {"reached_m": {surface: furthest end_m of its defects, uninspected spans, closed summary and
+    published line status}, "uninspected_by_reason": {surface: {reason: metres}}}. Without a
+    published status, a clean stretch shows only once a defect, a gap or the surface's close lands."""
     reached: dict[str, float] = {}
     with db.session() as s:
         for table in (Defect, UninspectedSpan, CoilSurface):
@@ -170,6 +170,9 @@ def progress(db: Database, coil_id: str) -> dict:
                                           .where(table.coil_id == coil_id).group_by(table.surface)):
                 if end is not None:
                     reached[surface] = max(reached.get(surface, 0.0), float(end))
+        for surface, pos in s.execute(select(LineStatus.surface, func.max(LineStatus.position_m))
+                                      .where(LineStatus.coil_id == coil_id).group_by(LineStatus.surface)):
+            reached[surface] = max(reached.get(surface, 0.0), float(pos))
         by_reason: dict[str, dict[str, float]] = {}
         for surface, reason, m in s.execute(
                 select(UninspectedSpan.surface, UninspectedSpan.reason,
@@ -207,3 +210,13 @@ def update_coil(db: Database, coil) -> dict:
     with db.session(write=True) as s:
         upsert_coils(s.connection(), {coil.coil_id: coil_row(coil)}, set())
     return coil_detail(db, coil.coil_id)
+
+
+def line_status(db: Database, coil_id: str) -> list[dict]:
+    """The runners' latest status of each camera now on `coil_id` (empty when none published)."""
+    with db.session() as s:
+        rows = s.scalars(select(LineStatus).where(LineStatus.coil_id == coil_id)
+                         .order_by(LineStatus.surface.desc(), LineStatus.camera_id)).all()
+        return [{"camera_id": r.camera_id, "surface": r.surface, "position_m": r.position_m, "frames": r.frames,
+                 "frames_per_s": r.frames_per_s, "lag_s": r.lag_s, "behind_m": r.behind_m,
+                 "updated_at": iso(r.updated_at)} for r in rows]

@@ -109,6 +109,17 @@ class Span(BaseModel):
     detail: str | None
 
 
+class CameraStatus(BaseModel):
+    camera_id: str
+    surface: str
+    position_m: float = Field(description="metres from the head of the last inspected frame")
+    frames: int = Field(description="frames of this coil inspected")
+    frames_per_s: float | None
+    lag_s: float | None = Field(description="seconds behind the line; null for a replay")
+    behind_m: float = Field(description="metres of this coil skipped as `behind`")
+    updated_at: str | None
+
+
 class CoilDetail(CoilSummary):
     counts_by_class: list[ClassCount]
     counts_by_surface: dict[str, int]
@@ -119,6 +130,8 @@ class CoilDetail(CoilSummary):
                                                     "the surface (empty while the coil is on the line)")
     reached_m: dict[str, float] = Field(description="surface -> furthest metre the database holds anything "
                                                     "for (defect, gap or closed summary)")
+    line_status: list[CameraStatus] = Field(description="what the runners last published about the cameras "
+                                                        "on this coil (empty when none did)")
     extent_m: float = Field(description="length to draw: level-2 length, else the furthest metre seen")
     extent_width_mm: float = Field(description="width to draw: level-2 width, else the widest strip seen")
 
@@ -209,7 +222,8 @@ def _detail(db, coil_id: str) -> dict | None:
     prog = queries.progress(db, coil_id)
     seen = [{"end_m": m} for m in prog["reached_m"].values()]
     length, width = coil_extent(detail, [], seen)
-    return detail | prog | {"uninspected": spans, "extent_m": length, "extent_width_mm": width}
+    return detail | prog | {"uninspected": spans, "line_status": queries.line_status(db, coil_id),
+                            "extent_m": length, "extent_width_mm": width}
 
 
 def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
