@@ -155,3 +155,23 @@ def test_published_line_status_shows_in_the_coil_and_moves_its_position(coil_db)
                 for s in d["line_status"]] == [("cam-top", 27.5, 110, 31.5, 0.4, 1.25)]
         assert d["reached_m"]["top"] == 27.5 and d["reached_m"]["bottom"] == 20.0
         assert c.get("/v1/coils/C1").json()["line_status"] == []
+
+
+def test_serve_reads_the_token_from_a_file_or_the_environment(tmp_path, monkeypatch):
+    import argparse
+
+    from steelscan.cli.serve import api_token
+    from steelscan.errors import ConfigError
+
+    monkeypatch.setenv("STEELSCAN_API_TOKEN", "from-env")
+    path = tmp_path / "token"
+    path.write_text("from-file\n")
+    assert api_token(argparse.Namespace(api_token_file=str(path))) == "from-file"
+    assert api_token(argparse.Namespace(api_token_file=None)) == "from-env"
+    monkeypatch.delenv("STEELSCAN_API_TOKEN")
+    assert api_token(argparse.Namespace(api_token_file=None)) is None
+    path.write_text("  \n")
+    with pytest.raises(ConfigError, match="empty"):
+        api_token(argparse.Namespace(api_token_file=str(path)))
+    with pytest.raises(ConfigError, match="cannot read"):
+        api_token(argparse.Namespace(api_token_file=str(tmp_path / "missing")))

@@ -8,7 +8,7 @@ import sys
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "serve", help="serve POST /v1/inspect, the inspection history, /metrics and a web page",
+        "serve", help="serve POST /v1/inspect, the inspection history, coils (APIs and pages), /metrics",
         description="Run the inspection service. Binds 127.0.0.1 unless --host says otherwise. "
                     "Requests beyond --max-concurrency get 503 + Retry-After; uploads over "
                     "--max-upload-mb get 413; non-images 415; corrupt images 422. Without --model "
@@ -62,9 +62,12 @@ def run(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0:
         raise ConfigError(f"must be positive, got {args.max_upload_mb}", field="max-upload-mb")
     if args.model is None:
-        print("steelscan serve: no --model given: serving the page, history, health and metrics; "
+        print("steelscan serve: no --model given: serving the pages, history, coils, health and metrics; "
               "POST /v1/inspect answers 503", file=sys.stderr)
+    token = api_token(args)
+    print("steelscan serve: writes (PUT /v1/coils/{id}) " + ("need the bearer token" if token else
+          "are disabled (403): no --api-token-file or STEELSCAN_API_TOKEN"), file=sys.stderr)
     app = create_app(args.model, engine=args.engine, db_path=args.db, max_upload_mb=args.max_upload_mb,
-                     max_concurrency=args.max_concurrency, threads=args.threads, api_token=api_token(args))
+                     max_concurrency=args.max_concurrency, threads=args.threads, api_token=token)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
