@@ -175,3 +175,23 @@ def test_serve_reads_the_token_from_a_file_or_the_environment(tmp_path, monkeypa
         api_token(argparse.Namespace(api_token_file=str(path)))
     with pytest.raises(ConfigError, match="cannot read"):
         api_token(argparse.Namespace(api_token_file=str(tmp_path / "missing")))
+
+
+def test_density_bins_in_the_database_match_numpy_on_both_dialects(db_url):
+    import numpy as np
+
+    from steelscan.coils import queries
+
+    coil, defects, _, _ = make_coil_records("D1", 60, seed=5)
+    defects[0].start_m, defects[1].start_m = 4.0, 20.0   # on a bin edge; at the very end (clips)
+    with CoilStore(db_url) as store:
+        store.upsert_coil(coil)
+        store.add_defects(defects)
+        store.flush()
+        got = queries.density(store.db, "D1", 20.0, 2.0)
+        top = queries.density(store.db, "D1", 20.0, 2.0, surface="top")
+    for series, surfaces in ((got, ("top", "bottom")), (top, ("top",))):
+        for c in series:
+            starts = np.array([d.start_m for d in defects if d.class_id == c["class_id"] and d.surface in surfaces])
+            assert c["counts"] == np.bincount(np.minimum(starts // 2.0, 9).astype(int), minlength=10).tolist()
+    assert sum(sum(c["counts"]) for c in got) == 60 and sum(sum(c["counts"]) for c in top) == 30

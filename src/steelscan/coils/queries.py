@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timezone
 from typing import Sequence
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, cast, func, select, update
 
 from ..db import Database
 from ..db.models import Coil, CoilSurface, Defect, DefectCrop, LineStatus, UninspectedSpan
@@ -186,20 +186,21 @@ def progress(db: Database, coil_id: str) -> dict:
 def density(db: Database, coil_id: str, length_m: float, bin_m: float, surface: str | None = None) -> list[dict]:
     """Defects per bin along the coil, per class: [{"class_id", "class_name", "counts": [int] * n}]
     with n = ceil(length_m / bin_m) bins from the head; a defect counts in the bin of its start
-    (one past the end clips into the last bin). Reads two columns per defect, bins with numpy."""
+    (one past the end clips into the last bin). Binned and counted in the database."""
     n = max(1, int(np.ceil(length_m / bin_m - 1e-9)))
-    q = select(Defect.class_id, Defect.class_name, Defect.start_m).where(Defect.coil_id == coil_id)
+    scaled = Defect.start_m / bin_m
+    # start_m >= 0, so truncation is floor; SQLite has FLOOR only when built with its math functions
+    b = (func.floor(scaled) if db.dialect == "postgresql" else cast(scaled, Integer)).label("bin")
+    q = select(Defect.class_id, Defect.class_name, b, func.count()).where(Defect.coil_id == coil_id)
     if surface is not None:
         q = q.where(Defect.surface == surface)
     with db.session() as s:
-        rows = s.execute(q).all()
-    if not rows:
-        return []
-    cls = np.array([r[0] for r in rows], np.int64)
-    bins = np.clip((np.array([r[2] for r in rows], np.float64) // bin_m).astype(np.int64), 0, n - 1)
-    names = {int(c): name for c, name, _ in rows}
-    return [{"class_id": c, "class_name": names[c], "counts": np.bincount(bins[cls == c], minlength=n).tolist()}
-            for c in sorted(names)]
+        rows = s.execute(q.group_by(Defect.class_id, Defect.class_name, b)).all()
+    out: dict[int, dict] = {}
+    for c, name, k, count in rows:
+        series = out.setdefault(int(c), {"class_id": int(c), "class_name": name, "counts": np.zeros(n, np.int64)})
+        series["counts"][min(max(int(k), 0), n - 1)] += int(count)
+    return [out[c] | {"counts": out[c]["counts"].tolist()} for c in sorted(out)]
 
 
 def update_coil(db: Database, coil) -> dict:
