@@ -128,7 +128,7 @@ def test_behind_spans_show_as_skipped_and_reached(coil_db):
 
 
 def test_pages_render(client):
-    for path, needle in (("/coils", "/v1/coils?"), ("/coils/C1", '"C1"'), ("/live", "/v1/coils?limit=1")):
+    for path, needle in (("/coils", "/v1/coils?"), ("/coils/C1", '"C1"'), ("/live", "/v1/line/current")):
         r = client.get(path)
         assert r.status_code == 200 and needle in r.text, path
     hostile = client.get("/coils/<img src=x onerror=alert(1)>").text   # a coil id is text, never markup
@@ -195,3 +195,16 @@ def test_density_bins_in_the_database_match_numpy_on_both_dialects(db_url):
             starts = np.array([d.start_m for d in defects if d.class_id == c["class_id"] and d.surface in surfaces])
             assert c["counts"] == np.bincount(np.minimum(starts // 2.0, 9).astype(int), minlength=10).tolist()
     assert sum(sum(c["counts"]) for c in got) == 60 and sum(sum(c["counts"]) for c in top) == 30
+
+
+def test_the_coil_on_the_line_is_the_latest_written_not_the_latest_announced(coil_db, tmp_path):
+    with TestClient(create_app(db_path=tmp_path / "empty.db")) as c:
+        assert c.get("/v1/line/current").json() == {"coil_id": None, "since": None}
+    with TestClient(create_app(db_path=coil_db, api_token=TOKEN)) as c:
+        assert c.get("/v1/line/current").json()["coil_id"] == "C2"   # written last
+        r = c.put("/v1/coils/NEXT", json={"grade": "S355"}, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 200
+        assert c.get("/v1/line/current").json()["coil_id"] == "C2"   # announced, not on the line yet
+        with CoilStore(coil_db) as store:
+            store.publish_status(LineStatusRecord("cam-top", "NEXT", "top", 3.0, 12, 20.0, 0.1))
+        assert c.get("/v1/line/current").json()["coil_id"] == "NEXT"

@@ -205,7 +205,7 @@ def test_openapi_says_what_is_accepted_and_what_can_come_back(client):
     spec = client.get("/openapi.json").json()
     assert {"/v1/inspect", "/v1/inspections", "/v1/inspections/{inspection_id}", "/healthz", "/metrics",
             "/v1/coils", "/v1/coils/{coil_id}", "/v1/coils/{coil_id}/defects", "/v1/coils/{coil_id}/density",
-            "/v1/defects/{defect_id}/crop.png"} == set(spec["paths"])
+            "/v1/defects/{defect_id}/crop.png", "/v1/line/current"} == set(spec["paths"])
     put = spec["paths"]["/v1/coils/{coil_id}"]["put"]
     assert {"200", "400", "401", "403", "422"} == set(put["responses"]) and put["security"] == [{"HTTPBearer": []}]
     post = spec["paths"]["/v1/inspect"]["post"]

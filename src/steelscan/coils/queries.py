@@ -221,3 +221,27 @@ def line_status(db: Database, coil_id: str) -> list[dict]:
         return [{"camera_id": r.camera_id, "surface": r.surface, "position_m": r.position_m, "frames": r.frames,
                  "frames_per_s": r.frames_per_s, "lag_s": r.lag_s, "behind_m": r.behind_m,
                  "updated_at": iso(r.updated_at)} for r in rows]
+
+
+def current_coil(db: Database) -> dict:
+    """The coil now on the line, as far as the database can tell: the coil of the most recent
+    write among a runner's published status, a stored defect and an uninspected span; else (nothing
+    inspected yet) the newest coil. {"coil_id": str | None, "since": ISO time | None}. A coil whose
+    level-2 data arrived ahead of the strip does not count as on the line."""
+    with db.session() as s:
+        candidates = [
+            s.execute(select(LineStatus.coil_id, LineStatus.updated_at).order_by(LineStatus.updated_at.desc())
+                      .limit(1)).first(),
+            s.execute(select(Defect.coil_id, Defect.created_at).order_by(Defect.id.desc()).limit(1)).first(),
+            s.execute(select(UninspectedSpan.coil_id, UninspectedSpan.created_at)
+                      .order_by(UninspectedSpan.id.desc()).limit(1)).first(),
+        ]
+        found = [c for c in candidates if c is not None]
+        if not found:
+            found = [s.execute(select(Coil.coil_id, Coil.created_at)
+                               .order_by(Coil.created_at.desc(), Coil.coil_id.desc()).limit(1)).first()]
+        found = [c for c in found if c is not None]
+    if not found:
+        return {"coil_id": None, "since": None}
+    coil_id, t = max(found, key=lambda c: _day_start(c[1]))
+    return {"coil_id": coil_id, "since": iso(t)}

@@ -1,6 +1,7 @@
 """Coils in the service: JSON APIs over steelscan.coils.queries, and the pages on top of them.
 
     GET /v1/coils                       coils newest first (filter line, grade, since/until; paged)
+    GET /v1/line/current                the coil now on the line (latest runner status, defect or gap)
     GET /v1/coils/{id}                  the coil record, level-2 data, counts, uninspected spans, length
     PUT /v1/coils/{id}                  level-2 data while the line runs (bearer token)
     GET /v1/coils/{id}/defects          defects overlapping [from_m, to_m] (bounded by `limit`)
@@ -183,6 +184,12 @@ class Density(BaseModel):
     classes: list[ClassSeries]
 
 
+class OnTheLine(BaseModel):
+    coil_id: str | None = Field(description="the coil of the latest runner status, defect or gap written; "
+                                            "else the newest coil; null when there is none")
+    since: str | None = Field(description="UTC time of that write")
+
+
 class CoilUpdate(BaseModel):
     """Level-2 data; a field left out or null keeps the stored value."""
 
@@ -254,6 +261,11 @@ def build_router() -> APIRouter:
         items, total = await _run(queries.list_coils, _db(request), line_id=line_id, grade=grade,
                                   since=since, until=until, limit=limit, offset=offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    @router.get("/v1/line/current", response_model=OnTheLine, tags=["coils"],
+                summary="The coil now on the line (what the live page shows)")
+    async def current(request: Request) -> Any:
+        return await _run(queries.current_coil, _db(request))
 
     @router.get("/v1/coils/{coil_id}", response_model=CoilDetail, responses=NOT_FOUND, tags=["coils"],
                 summary="One coil: level-2 data, counts per class and surface, uninspected spans, length")
