@@ -92,6 +92,15 @@ def test_zooming_fetches_only_the_visible_range(browser, coil_db):  # noqa: F811
                 want.append(len(json.load(r)["items"]))
         wait(browser, lambda d: shown(d) == tuple(want))
         assert sum(want) < 40
+        # the mouse wheel over the map zooms in around the pointer: the next requests ask for less
+        before = len(defect_urls(browser))
+        browser.execute_script("document.getElementById('map-top').dispatchEvent(new WheelEvent('wheel', "
+                               "{deltaY: -100, clientX: document.getElementById('map-top').getBoundingClientRect()"
+                               ".left + 10, bubbles: true, cancelable: true}))")
+        wait(browser, lambda d: len(defect_urls(d)) == before + 2)
+        for u in defect_urls(browser)[before:]:
+            a, b = (float(u.split(f"{k}=")[1].split("&")[0]) for k in ("from_m", "to_m"))
+            assert 4 <= a < b <= 9 and b - a == pytest.approx(5 / 1.4, abs=2e-3), u
 
 
 def test_live_page_advances_while_a_coil_is_written(browser, tmp_path):  # noqa: F811
@@ -145,3 +154,8 @@ def test_live_page_advances_while_a_coil_is_written(browser, tmp_path):  # noqa:
         assert browser.find_element("id", "pos-bottom").text == "16.0"
         wait(browser, lambda d: shown(d) == (4, 4))   # the 50 m window follows the head: all of them
         screenshot(browser, tmp_path, "live_page.png")
+        with CoilStore(db) as store:   # the weld passes: the next coil starts
+            store.add_defects([DefectRecord("LIVE-2", "top", "cam-top", 2, "inclusion", 0.8, 1.0, 1.1, 10.0, 20.0,
+                                            100.0, 10.0, 700.0)])
+        wait(browser, lambda d: d.find_element("id", "coil-id").text == "LIVE-2")
+        wait(browser, lambda d: shown(d) == (1, 0) and d.find_element("id", "n-defects").text == "1")
