@@ -203,8 +203,11 @@ def test_metrics_are_prometheus_text_with_the_service_names(tmp_path):
 
 def test_openapi_says_what_is_accepted_and_what_can_come_back(client):
     spec = client.get("/openapi.json").json()
-    assert {"/v1/inspect", "/v1/inspections", "/v1/inspections/{inspection_id}", "/healthz", "/metrics"} \
-        == set(spec["paths"])
+    assert {"/v1/inspect", "/v1/inspections", "/v1/inspections/{inspection_id}", "/healthz", "/metrics",
+            "/v1/coils", "/v1/coils/{coil_id}", "/v1/coils/{coil_id}/defects", "/v1/coils/{coil_id}/density",
+            "/v1/defects/{defect_id}/crop.png", "/v1/line/current"} == set(spec["paths"])
+    put = spec["paths"]["/v1/coils/{coil_id}"]["put"]
+    assert {"200", "400", "401", "403", "422"} == set(put["responses"]) and put["security"] == [{"HTTPBearer": []}]
     post = spec["paths"]["/v1/inspect"]["post"]
     assert {"200", "413", "415", "422", "503"} == set(post["responses"])
     for status in ("413", "415", "422", "503"):
@@ -304,9 +307,40 @@ for _media_type in IMAGE_TYPES:
     schemathesis.openapi.media_type(_media_type, image_files(_media_type.split("/")[1].upper()))
 
 _FUZZ_DIR = tempfile.mkdtemp(prefix="steelscan-fuzz-")
-fuzzed_schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", create_app(inspector=dark_spot_inspector(), db_path=f"{_FUZZ_DIR}/db.sqlite",
-                                model_name="dark-spot"))
+_FUZZ_TOKEN = "fuzz-token"
+
+
+def _fuzz_app():
+    """The app over a database that holds two coils (so the coil endpoints answer 200 as well
+    as 404), with a write token (the fuzzer's auth, below)."""
+    from conftest import make_coil_records
+    from steelscan.coils.store import CoilStore
+
+    with CoilStore(f"{_FUZZ_DIR}/db.sqlite") as store:
+        for coil_id, n in (("C1", 12), ("C2", 3)):
+            coil, defects, spans, summaries = make_coil_records(coil_id, n, seed=n)
+            store.upsert_coil(coil)
+            store.add_defects(defects)
+            store.add_uninspected(spans)
+            for summary in summaries:
+                store.close_surface(summary)
+    return create_app(inspector=dark_spot_inspector(), db_path=f"{_FUZZ_DIR}/db.sqlite", model_name="dark-spot",
+                      api_token=_FUZZ_TOKEN)
+
+
+fuzzed_schema = schemathesis.openapi.from_asgi("/openapi.json", _fuzz_app())
+
+
+@fuzzed_schema.auth()
+class _WriteToken:
+    """The bearer token for PUT /v1/coils/{id}: the fuzzer writes with it, and checks that calls
+    without it or with a wrong one are refused."""
+
+    def get(self, case, ctx):
+        return _FUZZ_TOKEN
+
+    def set(self, case, data, ctx):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
 @pytest.fixture(scope="module", autouse=True)

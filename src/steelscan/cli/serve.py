@@ -8,7 +8,7 @@ import sys
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "serve", help="serve POST /v1/inspect, the inspection history, /metrics and a web page",
+        "serve", help="serve POST /v1/inspect, the inspection history, coils (APIs and pages), /metrics",
         description="Run the inspection service. Binds 127.0.0.1 unless --host says otherwise. "
                     "Requests beyond --max-concurrency get 503 + Retry-After; uploads over "
                     "--max-upload-mb get 413; non-images 415; corrupt images 422. Without --model "
@@ -25,8 +25,30 @@ def register(subparsers) -> None:
                    help="inspections run at once; more get 503 (default 2)")
     p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],
                    help="auto: int8 ONNX if the bundle has it, else ONNX, else PyTorch")
+    p.add_argument("--api-token-file", metavar="FILE",
+                   help="file holding the bearer token that writes (PUT /v1/coils/{id}) need; else the "
+                        "STEELSCAN_API_TOKEN environment variable; neither: writes answer 403")
     p.add_argument("--threads", type=int, metavar="N", help="intra-op threads per inspection (default cores / N)")
     p.set_defaults(func=run)
+
+
+def api_token(args: argparse.Namespace) -> str | None:
+    """The write token from --api-token-file (first line, stripped) or STEELSCAN_API_TOKEN; never
+    printed or logged."""
+    import os
+
+    from ..errors import ConfigError
+
+    if args.api_token_file:
+        try:
+            token = open(args.api_token_file, encoding="utf-8").read().strip()
+        except OSError as e:
+            raise ConfigError(f"cannot read the token file: {e.strerror}", path=args.api_token_file,
+                              field="api-token-file") from None
+        if not token:
+            raise ConfigError("the token file is empty", path=args.api_token_file, field="api-token-file")
+        return token
+    return os.environ.get("STEELSCAN_API_TOKEN", "").strip() or None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,9 +62,12 @@ def run(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0:
         raise ConfigError(f"must be positive, got {args.max_upload_mb}", field="max-upload-mb")
     if args.model is None:
-        print("steelscan serve: no --model given: serving the page, history, health and metrics; "
+        print("steelscan serve: no --model given: serving the pages, history, coils, health and metrics; "
               "POST /v1/inspect answers 503", file=sys.stderr)
+    token = api_token(args)
+    print("steelscan serve: writes (PUT /v1/coils/{id}) " + ("need the bearer token" if token else
+          "are disabled (403): no --api-token-file or STEELSCAN_API_TOKEN"), file=sys.stderr)
     app = create_app(args.model, engine=args.engine, db_path=args.db, max_upload_mb=args.max_upload_mb,
-                     max_concurrency=args.max_concurrency, threads=args.threads)
+                     max_concurrency=args.max_concurrency, threads=args.threads, api_token=token)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 from typing import Sequence
 
-from sqlalchemy import func, select, update
+import numpy as np
+from sqlalchemy import Integer, cast, func, select, update
 
 from ..db import Database
-from ..db.models import Coil, CoilSurface, Defect, DefectCrop, UninspectedSpan
+from ..db.models import Coil, CoilSurface, Defect, DefectCrop, LineStatus, UninspectedSpan
 
 DEFECT_FIELDS = ("coil_id", "surface", "camera_id", "class_id", "class_name", "score", "start_m", "end_m",
                  "across_start_mm", "across_end_mm", "length_mm", "width_mm", "area_mm2", "frames",
@@ -98,9 +99,11 @@ def coil_detail(db: Database, coil_id: str) -> dict | None:
 
 
 def defects(db: Database, coil_id: str | None, *, surface: str | None = None, from_m: float | None = None,
-            to_m: float | None = None, class_id: int | None = None, limit: int | None = None) -> list[dict]:
+            to_m: float | None = None, class_id: int | None = None, limit: int | None = None,
+            largest_first: bool = False) -> list[dict]:
     """Defects of one coil (or of all coils when `coil_id` is None) ordered by coil, surface and
-    position. `from_m`/`to_m` keep defects that overlap [from_m, to_m]."""
+    position (`largest_first`: by area, largest first, so a `limit` keeps the largest).
+    `from_m`/`to_m` keep defects that overlap [from_m, to_m]."""
     has_crop = select(DefectCrop.defect_id).where(DefectCrop.defect_id == Defect.id).exists()
     q = select(Defect, has_crop)
     if coil_id is not None:
@@ -113,7 +116,9 @@ def defects(db: Database, coil_id: str | None, *, surface: str | None = None, fr
         q = q.where(Defect.start_m <= to_m)
     if class_id is not None:
         q = q.where(Defect.class_id == class_id)
-    q = q.order_by(Defect.coil_id, Defect.surface.desc(), Defect.start_m, Defect.id).limit(limit)
+    order = (Defect.area_mm2.desc(), Defect.id) if largest_first else \
+        (Defect.coil_id, Defect.surface.desc(), Defect.start_m, Defect.id)
+    q = q.order_by(*order).limit(limit)
     with db.session() as s:
         return [defect_dict(d, c) for d, c in s.execute(q).all()]
 
@@ -145,3 +150,98 @@ def set_pinned(db: Database, defect_ids: Sequence[int], pinned: bool = True) -> 
         return 0
     with db.session(write=True) as s:
         return s.execute(update(Defect).where(Defect.id.in_(list(defect_ids))).values(pinned=pinned)).rowcount
+
+
+# --- the service's coil pages -------------------------------------------------------------------
+def coil_exists(db: Database, coil_id: str) -> bool:
+    with db.session() as s:
+        return s.get(Coil, coil_id) is not None
+
+
+def progress(db: Database, coil_id: str) -> dict:
+    """How far each surface of a coil has got, from what the database holds while the line runs:
+    {"reached_m": {surface: furthest end_m of its defects, uninspected spans, closed summary and
+    published line status}, "uninspected_by_reason": {surface: {reason: metres}}}. Without a
+    published status, a clean stretch shows only once a defect, a gap or the surface's close lands."""
+    reached: dict[str, float] = {}
+    with db.session() as s:
+        for table in (Defect, UninspectedSpan, CoilSurface):
+            for surface, end in s.execute(select(table.surface, func.max(table.end_m))
+                                          .where(table.coil_id == coil_id).group_by(table.surface)):
+                if end is not None:
+                    reached[surface] = max(reached.get(surface, 0.0), float(end))
+        for surface, pos in s.execute(select(LineStatus.surface, func.max(LineStatus.position_m))
+                                      .where(LineStatus.coil_id == coil_id).group_by(LineStatus.surface)):
+            reached[surface] = max(reached.get(surface, 0.0), float(pos))
+        by_reason: dict[str, dict[str, float]] = {}
+        for surface, reason, m in s.execute(
+                select(UninspectedSpan.surface, UninspectedSpan.reason,
+                       func.sum(UninspectedSpan.end_m - UninspectedSpan.start_m))
+                .where(UninspectedSpan.coil_id == coil_id)
+                .group_by(UninspectedSpan.surface, UninspectedSpan.reason)):
+            by_reason.setdefault(surface, {})[reason] = round(float(m), 6)
+    return {"reached_m": reached, "uninspected_by_reason": by_reason}
+
+
+def density(db: Database, coil_id: str, length_m: float, bin_m: float, surface: str | None = None) -> list[dict]:
+    """Defects per bin along the coil, per class: [{"class_id", "class_name", "counts": [int] * n}]
+    with n = ceil(length_m / bin_m) bins from the head; a defect counts in the bin of its start
+    (one past the end clips into the last bin). Binned and counted in the database."""
+    n = max(1, int(np.ceil(length_m / bin_m - 1e-9)))
+    scaled = Defect.start_m / bin_m
+    # start_m >= 0, so truncation is floor; SQLite has FLOOR only when built with its math functions
+    b = (func.floor(scaled) if db.dialect == "postgresql" else cast(scaled, Integer)).label("bin")
+    q = select(Defect.class_id, Defect.class_name, b, func.count()).where(Defect.coil_id == coil_id)
+    if surface is not None:
+        q = q.where(Defect.surface == surface)
+    with db.session() as s:
+        rows = s.execute(q.group_by(Defect.class_id, Defect.class_name, b)).all()
+    out: dict[int, dict] = {}
+    for c, name, k, count in rows:
+        series = out.setdefault(int(c), {"class_id": int(c), "class_name": name, "counts": np.zeros(n, np.int64)})
+        series["counts"][min(max(int(k), 0), n - 1)] += int(count)
+    return [out[c] | {"counts": out[c]["counts"].tolist()} for c in sorted(out)]
+
+
+def update_coil(db: Database, coil) -> dict:
+    """Insert or update one coil's level-2 data (a CoilInfo; a None field keeps the stored value),
+    at once (not through the runner's queue); returns the coil's detail."""
+    from .writes import coil_row, upsert_coils
+
+    with db.session(write=True) as s:
+        upsert_coils(s.connection(), {coil.coil_id: coil_row(coil)}, set())
+    return coil_detail(db, coil.coil_id)
+
+
+def line_status(db: Database, coil_id: str) -> list[dict]:
+    """The runners' latest status of each camera now on `coil_id` (empty when none published)."""
+    with db.session() as s:
+        rows = s.scalars(select(LineStatus).where(LineStatus.coil_id == coil_id)
+                         .order_by(LineStatus.surface.desc(), LineStatus.camera_id)).all()
+        return [{"camera_id": r.camera_id, "surface": r.surface, "position_m": r.position_m, "frames": r.frames,
+                 "frames_per_s": r.frames_per_s, "lag_s": r.lag_s, "behind_m": r.behind_m,
+                 "updated_at": iso(r.updated_at)} for r in rows]
+
+
+def current_coil(db: Database) -> dict:
+    """The coil now on the line, as far as the database can tell: the coil of the most recent
+    write among a runner's published status, a stored defect and an uninspected span; else (nothing
+    inspected yet) the newest coil. {"coil_id": str | None, "since": ISO time | None}. A coil whose
+    level-2 data arrived ahead of the strip does not count as on the line."""
+    with db.session() as s:
+        candidates = [
+            s.execute(select(LineStatus.coil_id, LineStatus.updated_at).order_by(LineStatus.updated_at.desc())
+                      .limit(1)).first(),
+            s.execute(select(Defect.coil_id, Defect.created_at).order_by(Defect.id.desc()).limit(1)).first(),
+            s.execute(select(UninspectedSpan.coil_id, UninspectedSpan.created_at)
+                      .order_by(UninspectedSpan.id.desc()).limit(1)).first(),
+        ]
+        found = [c for c in candidates if c is not None]
+        if not found:
+            found = [s.execute(select(Coil.coil_id, Coil.created_at)
+                               .order_by(Coil.created_at.desc(), Coil.coil_id.desc()).limit(1)).first()]
+        found = [c for c in found if c is not None]
+    if not found:
+        return {"coil_id": None, "since": None}
+    coil_id, t = max(found, key=lambda c: _day_start(c[1]))
+    return {"coil_id": coil_id, "since": iso(t)}

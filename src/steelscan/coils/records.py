@@ -84,6 +84,23 @@ class SurfaceSummary:
     strip_width_mm_max: float | None = None
 
 
+@dataclass
+class LineStatusRecord:
+    """What a runner publishes about one camera every few seconds while it runs (the live page
+    shows it): the coil and position (metres from the head of the last inspected frame), frames
+    inspected of this coil, frames/s, lag behind the line in seconds (None for a replay) and the
+    metres of this coil skipped as `behind`. A sink that stores it has `publish_status`."""
+
+    camera_id: str
+    coil_id: str
+    surface: str
+    position_m: float
+    frames: int
+    frames_per_s: float | None = None
+    lag_s: float | None = None
+    behind_m: float = 0.0
+
+
 class DefectSink(Protocol):
     """Where the runner writes. The database store implements it with a background writer
     that batches inserts: none of these calls waits on the database."""

@@ -22,7 +22,7 @@ from ..db import Database, masked_url, open_database
 from ..db.database import describe
 from ..errors import DatabaseError
 from . import queries, writes
-from .records import CoilInfo, DefectRecord, SurfaceSummary, UninspectedRecord
+from .records import CoilInfo, DefectRecord, LineStatusRecord, SurfaceSummary, UninspectedRecord
 
 RETRY_DELAYS_S = (0.2, 1.0, 3.0)
 
@@ -61,6 +61,11 @@ class CoilStore:
 
     def close_surface(self, summary: SurfaceSummary) -> None:
         self._put(("surface", summary))
+
+    def publish_status(self, status: LineStatusRecord) -> None:
+        """The runner's status of one camera for the live page (queued like the rest; only the
+        latest of a batch is written)."""
+        self._put(("status", status))
 
     def flush(self) -> None:
         """Block until everything handed over so far is stored (or raise the writer's error)."""
@@ -157,6 +162,7 @@ class CoilStore:
         defects = [d for kind, x in work if kind == "defects" for d in x]
         spans = [s for kind, x in work if kind == "uninspected" for s in x]
         surfaces = [x for kind, x in work if kind == "surface"]
+        statuses = [x for kind, x in work if kind == "status"]
         needed = {r.coil_id for r in (*defects, *spans, *surfaces)} - self._known - set(coils)
         t0 = time.perf_counter()
         with self.db.session(write=True) as s:   # one transaction; Core statements on its connection
@@ -165,7 +171,8 @@ class CoilStore:
             writes.insert_defects(conn, defects)
             writes.insert_uninspected(conn, spans)
             writes.upsert_surfaces(conn, surfaces)
+            writes.upsert_status(conn, statuses)
         self.busy_s += time.perf_counter() - t0
         self.transactions += 1
-        self.rows += len(coils) + len(defects) + len(spans) + len(surfaces)
+        self.rows += len(coils) + len(defects) + len(spans) + len(surfaces) + len(statuses)
         self._known |= needed | set(coils)

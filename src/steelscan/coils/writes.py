@@ -13,13 +13,14 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from ..db.models import Coil, CoilSurface, Defect, DefectCrop, UninspectedSpan, utcnow
-from .records import CoilInfo, DefectRecord, SurfaceSummary, UninspectedRecord
+from ..db.models import Coil, CoilSurface, Defect, DefectCrop, LineStatus, UninspectedSpan, utcnow
+from .records import CoilInfo, DefectRecord, LineStatusRecord, SurfaceSummary, UninspectedRecord
 
 # Shallow field copies: dataclasses.asdict deep-copies and was most of the writer's time.
 DEFECT_COLUMNS = tuple(f.name for f in fields(DefectRecord) if f.name not in ("crop_png", "frames"))
 SPAN_COLUMNS = tuple(f.name for f in fields(UninspectedRecord))
 SURFACE_COLUMNS = tuple(f.name for f in fields(SurfaceSummary))
+STATUS_COLUMNS = tuple(f.name for f in fields(LineStatusRecord))
 COIL_FIELDS = ("line_id", "grade", "width_mm", "thickness_mm", "length_m", "order_no", "customer",
                "exposed_surface")
 
@@ -124,3 +125,15 @@ def upsert_surfaces(conn: Connection, summaries: Sequence[SurfaceSummary]) -> No
         conn.execute(stmt.on_conflict_do_update(
             index_elements=[CoilSurface.coil_id, CoilSurface.surface, CoilSurface.camera_id],
             set_={k: stmt.excluded[k] for k in row if k not in keys}))
+
+
+def upsert_status(conn: Connection, statuses: Sequence[LineStatusRecord]) -> None:
+    """One row per camera: the latest status of each camera in `statuses` replaces its row."""
+    ins = _upsert(conn)
+    now = utcnow()
+    latest = {s.camera_id: s for s in statuses}
+    for camera_id in sorted(latest):
+        row = {k: getattr(latest[camera_id], k) for k in STATUS_COLUMNS} | {"updated_at": now}
+        stmt = ins(LineStatus).values(row)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[LineStatus.camera_id],
+                                                set_={k: stmt.excluded[k] for k in row if k != "camera_id"}))

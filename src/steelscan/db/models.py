@@ -133,3 +133,20 @@ class Inspection(Base):
     classes: Mapped[list[Any]] = mapped_column(default=list)
     latency_ms: Mapped[float] = mapped_column(Float)
     response: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LineStatus(Base):
+    """What a line runner last published about one camera (steelscan.coils.records.LineStatusRecord):
+    the coil and position it is at, frames/s, lag and metres skipped as `behind`. One row per
+    camera, overwritten every few seconds; the live page reads it."""
+
+    __tablename__ = "line_status"
+    camera_id: Mapped[str] = mapped_column(String, primary_key=True)
+    coil_id: Mapped[str] = mapped_column(String, index=True)
+    surface: Mapped[str] = mapped_column(String)
+    position_m: Mapped[float] = mapped_column(Float)
+    frames: Mapped[int] = mapped_column(Integer)
+    frames_per_s: Mapped[float | None] = mapped_column(Float)
+    lag_s: Mapped[float | None] = mapped_column(Float)
+    behind_m: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

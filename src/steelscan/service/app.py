@@ -6,6 +6,7 @@
     GET  /healthz               liveness + model/engine (model null: none loaded)
     GET  /metrics               Prometheus text exposition (prometheus_client)
     GET  /                      the single-page web UI (static/index.html)
+    /v1/coils..., /v1/defects/{id}/crop.png, /coils, /live   coils: see service/coils.py
 
 Every status an endpoint can answer is in the OpenAPI schema (tests/test_service.py fuzzes
 the app from it). Hostile input never gets a 500: bodies over the limit get 413 (FastAPI's
@@ -32,9 +33,11 @@ from fastapi import Path as PathParam
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..rle import encode_rle
+from .coils import build_router
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServiceMetrics
 from .store import InspectionStore
@@ -181,12 +184,13 @@ def class_rles(masks: np.ndarray) -> dict[str, str]:
 def create_app(model: str | Path | None = None, *, inspector=None, engine: str = "auto",
                db_path: str | Path = "inspections.sqlite", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                max_concurrency: int | None = None, threads: int | None = None,
-               model_name: str | None = None) -> FastAPI:
+               model_name: str | None = None, api_token: str | None = None) -> FastAPI:
     """Build the app. `model` (a bundle name or folder, loaded with `engine`: auto = int8 ONNX
     if the bundle has it, else ONNX, else PyTorch), or a ready `inspector`, or neither: then
     the page, history, health and metrics work and /v1/inspect answers 503.
     `db_path` is the history database, handed to InspectionStore as given. The store and the
-    inference pool open when the app starts (lifespan) and close when it stops."""
+    inference pool open when the app starts (lifespan) and close when it stops. `api_token`: the
+    bearer token that writes (PUT /v1/coils/{id}) need; None disables writes (403)."""
     max_concurrency = max(1, int(max_concurrency or 2))
     if inspector is None and model is not None:
         from ..runtime import build_inspector
@@ -216,6 +220,9 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
                   description="Steel-surface defect inspection: a classifier gates a segmenter; "
                               "masks come back as Kaggle RLE.")
     app.state.metrics, app.state.inspector = metrics, inspector
+    app.state.api_token = api_token or None
+    app.include_router(build_router())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):
@@ -233,6 +240,8 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
     async def http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 413:  # raised by the body limit while the upload streams in
             exc = StarletteHTTPException(413, f"upload exceeds the limit of {limit:,} bytes (--max-upload-mb)")
+        if exc.status_code == 405:  # Starlette names only the first route's methods; a path may have several
+            exc = StarletteHTTPException(405, exc.detail, headers={"Allow": allowed_methods(app, request.scope)})
         return await http_exception_handler(request, exc)
 
     def inspect_and_store(image: np.ndarray, filename: str, t0: float) -> dict:
@@ -297,6 +306,17 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     return app
+
+
+def allowed_methods(app: FastAPI, scope: dict) -> str:
+    """The Allow header of a 405: the methods of every route whose path matches."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if route.matches(scope)[0] == Match.PARTIAL:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _version() -> str:
