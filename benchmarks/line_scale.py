@@ -65,6 +65,16 @@ def child(coil: Path, db: str, state: Path, warmup_frames: int) -> dict:
         stores.append(self)
 
     CoilStore.__init__ = counting_init
+    writer_cpu: list[float] = []
+    run = CoilStore._run
+
+    def timed_run(self):   # the writer thread's own CPU time (load does not inflate it, unlike busy_s)
+        try:
+            run(self)
+        finally:
+            writer_cpu.append(time.thread_time())
+
+    CoilStore._run = timed_run
     seen = {"frames": 0, "warm_at": None, "rss_max_kb": 0, "rss_at_warm_kb": None}
     inspect = OracleInspector.inspect
 
@@ -100,7 +110,8 @@ def child(coil: Path, db: str, state: Path, warmup_frames: int) -> dict:
             "peak_rss_after_warmup_mb": hwm / 1024, "sampled_rss_max_after_warmup_mb": seen["rss_max_kb"] / 1024,
             "ru_maxrss_whole_run_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "writer_busy_s": sum(s.busy_s for s in stores), "transactions": sum(s.transactions for s in stores),
-            "stores_opened": len(stores),
+            "stores_opened": len(stores), "writer_cpu_s": sum(writer_cpu),
+            "writer_cpu_pct": 100 * sum(writer_cpu) / (t1 - t0),
             "writer_busy_pct": 100 * sum(s.busy_s for s in stores) / (t1 - t0)}
 
 
@@ -216,13 +227,13 @@ def main(argv: list[str] | None = None) -> int:
               "runs": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in runs],
               "verdict": verdict}
     lines = ["| database | coil | frames | frames/s (whole run / after warm-up) | RSS at warm-up MB "
-             "| peak RSS after warm-up MB | writer busy s | busy / wall | load (1 min) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| peak RSS after warm-up MB | writer busy s | busy / wall | writer thread CPU / wall | load (1 min) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         lines.append(f"| {r['backend']} | {r['length_m']:g} m | {r['frames']} | {r['frames_per_s']:.1f} / "
                      f"{r['frames_per_s_after_warmup']:.1f} | {r['rss_at_warmup_mb']:.0f} | "
                      f"{r['peak_rss_after_warmup_mb']:.0f} | {r['writer_busy_s']:.2f} | {r['writer_busy_pct']:.2f} % | "
-                     f"{r['load_1min_before']:.1f} |")
+                     f"{r['writer_cpu_pct']:.2f} % | {r['load_1min_before']:.1f} |")
     checks = "\n".join(
         f"- {b}: peak RSS {long_:g} m / {short:g} m = {v['rss_long_over_short']:.3f} "
         f"(**{'flat' if v['rss_flat_within_10pct'] else 'NOT flat'}**, limit 10 %); writer busy "
@@ -240,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
           f"the truth masks, so no model time is in these numbers: they are the line's own costs (JPEG decode, strip "
           f"edges, defect finding, coil coordinates, merging, crops, spool, database writer). Peak RSS: VmHWM reset "
           f"after {args.warmup_frames} frames and read when the line has finished. Writer busy: CoilStore.busy_s "
-          f"(time inside database transactions) / the run's wall time. PostgreSQL: a local server "
+          f"(wall time inside database transactions, which under load includes waiting for a CPU) / the run's wall "
+          f"time; writer thread CPU: the writer thread's own CPU time (for PostgreSQL without the server's). PostgreSQL: a local server "
           f"(tests/pg_server.py, durable defaults, fsync on), a new database per run.\n\n"
           + "\n".join(lines) + "\n\n" + checks + "\n")
     args.out.mkdir(parents=True, exist_ok=True)
