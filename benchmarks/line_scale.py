@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))
 
 WIDTH_MM = 1250.0
+BACKENDS = ("sqlite", "postgresql", "postgresql-fast")
 
 
 def proc_status_kb(field: str) -> int:
@@ -88,6 +89,22 @@ def child(coil: Path, db: str, state: Path, warmup_frames: int) -> dict:
         return out
 
     OracleInspector.inspect = counting_inspect
+    inputs_kb = {}   # RSS taken by what the replay loads at start, O(coil length): frames.csv, the truth
+    import steelscan.line as line_pkg
+    read_frames, oracle_init = line_pkg.read_frames, OracleInspector.__init__
+
+    def measured_read_frames(*a, **k):
+        before = proc_status_kb("VmRSS")
+        out = read_frames(*a, **k)
+        inputs_kb["frames_table"] = proc_status_kb("VmRSS") - before
+        return out
+
+    def measured_oracle_init(self, *a, **k):
+        before = proc_status_kb("VmRSS")
+        oracle_init(self, *a, **k)
+        inputs_kb["oracle_truth"] = proc_status_kb("VmRSS") - before
+
+    line_pkg.read_frames, OracleInspector.__init__ = measured_read_frames, measured_oracle_init
     done = threading.Event()
 
     def sample():   # VmRSS every 0.2 s after warm-up: the peak's shape, beside VmHWM
@@ -107,7 +124,11 @@ def child(coil: Path, db: str, state: Path, warmup_frames: int) -> dict:
             "frames_per_s_after_warmup": (seen["frames"] - seen.get("warm_frames", 0)) / (t1 - warm_at),
             "warmup_frames": seen.get("warm_frames"),
             "rss_at_warmup_mb": (seen["rss_at_warm_kb"] or -1) / 1024,
-            "peak_rss_after_warmup_mb": hwm / 1024, "sampled_rss_max_after_warmup_mb": seen["rss_max_kb"] / 1024,
+            "peak_rss_after_warmup_mb": hwm / 1024,
+            "replay_inputs_mb": sum(inputs_kb.values()) / 1024,
+            "frames_table_mb": inputs_kb.get("frames_table", 0) / 1024,
+            "oracle_truth_mb": inputs_kb.get("oracle_truth", 0) / 1024,
+            "line_rss_after_warmup_mb": (hwm - sum(inputs_kb.values())) / 1024, "sampled_rss_max_after_warmup_mb": seen["rss_max_kb"] / 1024,
             "ru_maxrss_whole_run_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "writer_busy_s": sum(s.busy_s for s in stores), "transactions": sum(s.transactions for s in stores),
             "stores_opened": len(stores), "writer_cpu_s": sum(writer_cpu),
@@ -150,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lengths-m", type=float, nargs=2, default=[200.0, 2000.0], metavar=("SHORT", "LONG"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--warmup-frames", type=int, default=300)
-    ap.add_argument("--db", choices=("sqlite", "postgresql"), nargs="+", default=["sqlite", "postgresql"])
+    ap.add_argument("--db", choices=BACKENDS, nargs="+", default=list(BACKENDS),
+                    help="postgresql: durable defaults (fsync on); postgresql-fast: fsync and synchronous "
+                         "commit off (the tests' server), to tell commit latency from the writer's own cost")
     ap.add_argument("--work", type=Path, help="keep the coils here (reused when present; default: a temp dir)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -170,26 +193,28 @@ def main(argv: list[str] | None = None) -> int:
     coils = {}
     for length in args.lengths_m:
         coils[length] = make_coil(work, length, args.seed)
-    server = None
+    servers = {}
     runs = []
     try:
-        if "postgresql" in args.db:
-            from pg_server import PostgresServer, unavailable
+        for backend in args.db:
+            if backend.startswith("postgresql"):
+                from pg_server import PostgresServer, unavailable
 
-            why = unavailable()
-            if why:
-                raise SystemExit(f"line_scale: no PostgreSQL: {why} (or pass --db sqlite)")
-            server = PostgresServer("bench", fast=False, prefix="steelscan-pg-scale-")
-            server.start()
+                why = unavailable()
+                if why:
+                    raise SystemExit(f"line_scale: no PostgreSQL: {why} (or pass --db sqlite)")
+                servers[backend] = PostgresServer("bench", fast=backend.endswith("fast"), prefix="steelscan-pg-scale-")
+                servers[backend].start()
         for backend in args.db:
             for length in args.lengths_m:
-                name = f"scale_{backend}_{length:g}m"
+                name = f"scale_{backend.replace('-', '_')}_{length:g}m"
                 if backend == "sqlite":
                     url = f"sqlite:///{work / (name + '.db')}"
                     Path(url[len('sqlite:///'):]).unlink(missing_ok=True)
                 else:
                     import psycopg
 
+                    server = servers[backend]
                     with psycopg.connect(server.url, autocommit=True) as conn:
                         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
                         conn.execute(f'CREATE DATABASE "{name}"')
@@ -203,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['peak_rss_after_warmup_mb']:.0f} MB, writer busy {r['writer_busy_pct']:.2f} %",
                       flush=True)
     finally:
-        if server is not None:
+        for server in servers.values():
             server.remove()
     load_end = os.getloadavg()
 
@@ -215,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         verdict[backend] = {
             "rss_long_over_short": round(b["peak_rss_after_warmup_mb"] / a["peak_rss_after_warmup_mb"], 4),
             "rss_flat_within_10pct": abs(b["peak_rss_after_warmup_mb"] / a["peak_rss_after_warmup_mb"] - 1) <= 0.10,
+            "line_rss_long_over_short": round(b["line_rss_after_warmup_mb"] / a["line_rss_after_warmup_mb"], 4),
+            "line_rss_flat_within_10pct":
+                abs(b["line_rss_after_warmup_mb"] / a["line_rss_after_warmup_mb"] - 1) <= 0.10,
             "fps_long_over_short": round(b["frames_per_s_after_warmup"] / a["frames_per_s_after_warmup"], 3),
             "writer_busy_below_5pct": max(a["writer_busy_pct"], b["writer_busy_pct"]) < 5.0}
     machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
@@ -227,16 +255,20 @@ def main(argv: list[str] | None = None) -> int:
               "runs": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in runs],
               "verdict": verdict}
     lines = ["| database | coil | frames | frames/s (whole run / after warm-up) | RSS at warm-up MB "
-             "| peak RSS after warm-up MB | writer busy s | busy / wall | writer thread CPU / wall | load (1 min) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| peak RSS after warm-up MB | of which replay inputs MB | line alone MB | writer busy s | busy / wall "
+             "| writer thread CPU / wall | load (1 min) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         lines.append(f"| {r['backend']} | {r['length_m']:g} m | {r['frames']} | {r['frames_per_s']:.1f} / "
                      f"{r['frames_per_s_after_warmup']:.1f} | {r['rss_at_warmup_mb']:.0f} | "
-                     f"{r['peak_rss_after_warmup_mb']:.0f} | {r['writer_busy_s']:.2f} | {r['writer_busy_pct']:.2f} % | "
+                     f"{r['peak_rss_after_warmup_mb']:.0f} | {r['replay_inputs_mb']:.1f} | "
+                     f"{r['line_rss_after_warmup_mb']:.0f} | {r['writer_busy_s']:.2f} | {r['writer_busy_pct']:.2f} % | "
                      f"{r['writer_cpu_pct']:.2f} % | {r['load_1min_before']:.1f} |")
     checks = "\n".join(
         f"- {b}: peak RSS {long_:g} m / {short:g} m = {v['rss_long_over_short']:.3f} "
-        f"(**{'flat' if v['rss_flat_within_10pct'] else 'NOT flat'}**, limit 10 %); writer busy "
+        f"(**{'flat' if v['rss_flat_within_10pct'] else 'NOT flat'}**, limit 10 %), without the replay inputs "
+        f"{v['line_rss_long_over_short']:.3f} (**{'flat' if v['line_rss_flat_within_10pct'] else 'NOT flat'}**); "
+        f"writer busy "
         f"**{'below' if v['writer_busy_below_5pct'] else 'NOT below'} 5 %** of wall time; frames/s after warm-up "
         f"{long_:g} m / {short:g} m = {v['fps_long_over_short']:.2f}" for b, v in verdict.items())
     md = (f"# `steelscan line` on a {long_:g} m coil vs a {short:g} m coil\n\n"
@@ -250,10 +282,15 @@ def main(argv: list[str] | None = None) -> int:
           f"DIR --oracle DIR/train.csv --state STATE` in a fresh process per run. The oracle inspector answers with "
           f"the truth masks, so no model time is in these numbers: they are the line's own costs (JPEG decode, strip "
           f"edges, defect finding, coil coordinates, merging, crops, spool, database writer). Peak RSS: VmHWM reset "
-          f"after {args.warmup_frames} frames and read when the line has finished. Writer busy: CoilStore.busy_s "
+          f"after {args.warmup_frames} frames and read when the line has finished. Replay inputs: the RSS taken "
+          f"when the run loaded frames.csv (the replay's frame table) and train.csv (the oracle's truth) at start; "
+          f"both grow with the coil's length and neither exists on a live line (camera, watched folder), so "
+          f"`line alone` = peak - replay inputs is the line's own memory. Writer busy: CoilStore.busy_s "
           f"(wall time inside database transactions, which under load includes waiting for a CPU) / the run's wall "
-          f"time; writer thread CPU: the writer thread's own CPU time (for PostgreSQL without the server's). PostgreSQL: a local server "
-          f"(tests/pg_server.py, durable defaults, fsync on), a new database per run.\n\n"
+          f"time; writer thread CPU: the writer thread's own CPU time (for PostgreSQL without the server's). PostgreSQL: a local server on the "
+          f"same machine (tests/pg_server.py), a new database per run; `postgresql`: PostgreSQL's durable defaults "
+          f"(fsync and synchronous commit on, what a plant runs), `postgresql-fast`: both off (the tests' server), "
+          f"which shows how much of the busy time is waiting for the commit to reach the disk.\n\n"
           + "\n".join(lines) + "\n\n" + checks + "\n")
     args.out.mkdir(parents=True, exist_ok=True)
     from steelscan.atomic import write_json, write_text
