@@ -102,6 +102,10 @@ def position_error_mm(t: dict, f: dict) -> float:
     return max(edge_errors(t, f).values())
 
 
+def show(value) -> str:
+    return "-" if value is None else str(value)
+
+
 def spread(values: list[float]) -> dict:
     """Median, 95th percentile and max (None for none)."""
     if not values:
@@ -223,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
               "| max along err (mm) | max across err (mm) |\n|---|---|---|---|---|---|---|---|---|---|\n")
     table = header + "".join(
         f"| {r['surface']} | {r['class_id']} | {r['truth']} | {r['found']} | {r['matched']} | {r['roll_marks']} "
-        f"| {r['longest_m']} | {r['position_err_mm_median']} / {r['position_err_mm_p95']} "
+        f"| {r['longest_m']} | {show(r['position_err_mm_median'])} / {show(r['position_err_mm_p95'])} "
         f"| {r['max_along_err_mm']} | {r['max_across_err_mm']} |\n" for r in rows)
     if args.coil is not None:
         described = f"the synth-coil folder `{args.coil}` ({frames} frames)"
