@@ -1,13 +1,21 @@
-"""Coil geometry with an oracle segmenter: synth-coil -> steelscan line (truth masks as the
-inspector) -> compare the stored defects with the generator's truth (defects.csv).
+"""Coil geometry: synth-coil -> steelscan line -> the stored defects against the generator's truth
+(defects.csv) in coil coordinates.
 
-The oracle removes every model error, so what is measured is the geometry alone: strip edges
-found in the frames, pixel boxes to coil coordinates, mirrored bottom camera, welds, merging of
-defects across frames. Pass: every defect edge (start, end, across start, across end) within
-2 px (in mm) of the truth, max over defects, and the merged defect count equal to the truth's.
-Prints a table and writes benchmarks/results/coil_geometry.{json,md}.
+Oracle (default): the truth masks are the inspector, which removes every model error, so what is
+measured is the geometry alone: strip edges found in the frames, pixel boxes to coil coordinates,
+mirrored bottom camera, welds, merging of defects across frames. Pass: every defect edge (start,
+end, across start, across end) within 2 px (in mm) of the truth, max over defects, and the merged
+defect count equal to the truth's. Writes benchmarks/results/coil_geometry.{json,md}.
+
+`--model M`: a real model inspects, and the numbers are the whole system's: the median and 95th
+percentile position error over the defects matched in coil coordinates, and the count error
+(stored - truth). No pass/fail. Writes benchmarks/results/coil_geometry_<model>.{json,md}.
+
+Matching: greedy one to one by box overlap (IoU > 0) within the same coil, surface and class. A
+matched defect's position error is the largest of its four edge errors, in mm (and pixels).
 
     .venv/bin/python benchmarks/coil_geometry.py [--length-m 200 --coils 2 --workers 2]
+    .venv/bin/python benchmarks/coil_geometry.py --model synthetic-strip [--coil SYNTH_COIL_DIR]
 """
 
 from __future__ import annotations
@@ -17,10 +25,13 @@ import csv
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -86,6 +97,24 @@ def edge_errors(t: dict, f: dict) -> dict:
             "across_end_mm": abs(f["across_end_mm"] - t["across_end_mm"])}
 
 
+def position_error_mm(t: dict, f: dict) -> float:
+    """The largest of a matched pair's four edge errors, in mm."""
+    return max(edge_errors(t, f).values())
+
+
+def show(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def spread(values: list[float]) -> dict:
+    """Median, 95th percentile and max (None for none)."""
+    if not values:
+        return {"median": None, "p95": None, "max": None}
+    v = np.asarray(values)
+    return {"median": round(float(np.median(v)), 3), "p95": round(float(np.percentile(v, 95)), 3),
+            "max": round(float(v.max()), 3)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--length-m", type=float, default=200.0)
@@ -101,19 +130,45 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--density", type=float, default=2.0, help="random defect rate scale")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", type=Path, default=None, help="keep the coil here (default: a temp dir)")
+    ap.add_argument("--coil", type=Path, default=None,
+                    help="an existing synth-coil folder (the coil options above are then ignored)")
+    ap.add_argument("--model", help="inspect with this model (a shipped name or a bundle folder) instead of the oracle")
+    ap.add_argument("--engine", default="torch", choices=("torch", "onnx", "onnx-int8"))
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args(argv)
 
-    pixel = PixelSize(*args.pixel_mm)
-    cfg = SynthCoilConfig(length_m=args.length_m, width_mm=args.width_mm, seed=args.seed, coils=args.coils,
-                          pixel=pixel, roll_diameters_mm=tuple(args.roll_diameter_mm), miss_rate=args.miss_rate,
-                          jitter_mm=args.jitter_mm, wear=args.wear, wander_mm=args.wander_mm, density=args.density)
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="coil_geometry_")
     work = args.work or Path(tmp.name)
-    coil_dir, db = work / "coil", work / "defects.jsonl"
-    synth = synthesize_coils(coil_dir, cfg, workers=args.workers)
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / "defects.jsonl"
+    db.unlink(missing_ok=True)
+    if args.coil is not None:
+        import yaml
+
+        coil_dir = args.coil
+        coil = {"dir": str(coil_dir), **yaml.safe_load((coil_dir / "line.yaml").read_text()).get("synth", {})}
+        pixel = PixelSize(*coil.get("pixel", [1.0, 1.0]))
+        with open(coil_dir / "frames.csv") as f:
+            frames = sum(1 for _ in f) - 1
+        synth_fps = None
+    else:
+        pixel = PixelSize(*args.pixel_mm)
+        cfg = SynthCoilConfig(length_m=args.length_m, width_mm=args.width_mm, seed=args.seed, coils=args.coils,
+                              pixel=pixel, roll_diameters_mm=tuple(args.roll_diameter_mm), miss_rate=args.miss_rate,
+                              jitter_mm=args.jitter_mm, wear=args.wear, wander_mm=args.wander_mm,
+                              density=args.density)
+        coil_dir = work / "coil"
+        synth = synthesize_coils(coil_dir, cfg, workers=args.workers)
+        frames, synth_fps = synth.frames, round(synth.frames_per_s, 1)
+        coil = {"coils": args.coils, "length_m": args.length_m, "width_mm": args.width_mm,
+                "pixel_mm": list(args.pixel_mm), "seed": args.seed, "rolls_mm": list(args.roll_diameter_mm),
+                "miss_rate": args.miss_rate, "jitter_mm": args.jitter_mm, "wear": args.wear,
+                "wander_mm": args.wander_mm, "density": args.density}
+    inspector = (["--model", args.model, "--engine", args.engine, "--device", args.device] if args.model
+                 else ["--oracle", str(coil_dir / "train.csv")])
     t0 = time.perf_counter()
-    rc = steelscan(["line", "--frames", str(coil_dir), "--oracle", str(coil_dir / "train.csv"), "--db", str(db)])
+    rc = steelscan(["line", "--frames", str(coil_dir), *inspector, "--db", str(db)])
     line_s = time.perf_counter() - t0
     if rc != 0:
         print(f"steelscan line exited {rc}", file=sys.stderr)
@@ -129,10 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         fg = [f for f in found if (f["surface"], f["class_id"]) == (surface, class_id)]
         pg = [(t, f) for t, f in pairs if (t["surface"], t["class_id"]) == (surface, class_id)]
         errs = [edge_errors(t, f) for t, f in pg]
+        pos = spread([position_error_mm(t, f) for t, f in pg])
         rows.append({
             "surface": surface, "class_id": class_id, "truth": len(tg), "found": len(fg), "matched": len(pg),
             "roll_marks": sum(t["source"].startswith("roll:") for t in tg),
             "longest_m": round(max((t["end_m"] - t["start_m"] for t in tg), default=0.0), 3),
+            "position_err_mm_median": pos["median"], "position_err_mm_p95": pos["p95"],
             "max_along_err_mm": round(max((max(e["start_mm"], e["end_mm"]) for e in errs), default=0.0), 3),
             "max_across_err_mm": round(max((max(e["across_start_mm"], e["across_end_mm"]) for e in errs),
                                            default=0.0), 3),
@@ -141,52 +198,73 @@ def main(argv: list[str] | None = None) -> int:
     max_along = max((max(e["start_mm"], e["end_mm"]) for e in all_errs), default=0.0)
     max_across = max((max(e["across_start_mm"], e["across_end_mm"]) for e in all_errs), default=0.0)
     along_px, across_px = max_along / pixel.along_mm, max_across / pixel.across_mm
+    pos_mm = spread([position_error_mm(t, f) for t, f in pairs])
+    pos_px = spread([max(e["start_mm"] / pixel.along_mm, e["end_mm"] / pixel.along_mm,
+                         e["across_start_mm"] / pixel.across_mm, e["across_end_mm"] / pixel.across_mm)
+                     for e in all_errs])
     multi_frame = sum(1 for f in found if len(f.get("frames", [])) > 1)
+    count_error = len(found) - len(truth)
     passed = len(found) == len(truth) == len(pairs) and max(along_px, across_px) <= 2.0
 
     result = {
         "command": "python benchmarks/coil_geometry.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count()},
-        "coil": {"coils": args.coils, "length_m": args.length_m, "width_mm": args.width_mm,
-                 "pixel_mm": list(args.pixel_mm), "frames": synth.frames, "seed": args.seed,
-                 "rolls_mm": list(args.roll_diameter_mm), "miss_rate": args.miss_rate,
-                 "jitter_mm": args.jitter_mm, "wear": args.wear, "wander_mm": args.wander_mm,
-                 "density": args.density},
-        "synth_frames_per_s": round(synth.frames_per_s, 1),
-        "line_frames_per_s": round(synth.frames / line_s, 1),
+        "inspector": args.model or "oracle",
+        "coil": {**coil, "frames": frames},
+        "synth_frames_per_s": synth_fps,
+        "line_frames_per_s": round(frames / line_s, 1),
         "truth_defects": len(truth), "found_defects": len(found), "matched": len(pairs),
+        "count_error": count_error, "unmatched_truth": len(truth) - len(pairs),
+        "unmatched_found": len(found) - len(pairs),
         "found_over_several_frames": multi_frame,
+        "position_err_mm": pos_mm, "position_err_px": pos_px,
         "max_along_err_mm": round(max_along, 4), "max_across_err_mm": round(max_across, 4),
         "max_along_err_px": round(along_px, 3), "max_across_err_px": round(across_px, 3),
-        "pass": passed, "per_surface_class": rows,
+        "pass": passed if not args.model else None, "per_surface_class": rows,
     }
-    header = ("| surface | class | truth | found | matched | roll marks | longest (m) | max along err (mm) "
-              "| max across err (mm) |\n|---|---|---|---|---|---|---|---|---|\n")
+    header = ("| surface | class | truth | found | matched | roll marks | longest (m) | position err median / p95 (mm) "
+              "| max along err (mm) | max across err (mm) |\n|---|---|---|---|---|---|---|---|---|---|\n")
     table = header + "".join(
         f"| {r['surface']} | {r['class_id']} | {r['truth']} | {r['found']} | {r['matched']} | {r['roll_marks']} "
-        f"| {r['longest_m']} | {r['max_along_err_mm']} | {r['max_across_err_mm']} |\n" for r in rows)
-    md = (f"# Coil geometry with an oracle segmenter\n\n"
+        f"| {r['longest_m']} | {show(r['position_err_mm_median'])} / {show(r['position_err_mm_p95'])} "
+        f"| {r['max_along_err_mm']} | {r['max_across_err_mm']} |\n" for r in rows)
+    if args.coil is not None:
+        described = f"the synth-coil folder `{args.coil}` ({frames} frames)"
+    else:
+        described = (f"{args.coils} coil(s) x {args.length_m:g} m, strip {args.width_mm:g} mm wandering in a "
+                     f"{1600 * pixel.across_mm:g} mm camera field, pixel {pixel.along_mm:g} x {pixel.across_mm:g} mm, "
+                     f"top + bottom (mirrored), rolls {', '.join(f'{d:g}' for d in args.roll_diameter_mm)} mm "
+                     f"(miss {args.miss_rate:g}, jitter +-{args.jitter_mm:g} mm, wear {args.wear:g}, "
+                     f"wander +-{args.wander_mm:g} mm): {frames} frames")
+    position = (f"position error (largest edge error of a matched defect) median {pos_mm['median']} mm, "
+                f"95th percentile {pos_mm['p95']} mm ({pos_px['median']} / {pos_px['p95']} px)")
+    if args.model:
+        verdict = (f"Model `{args.model}` ({args.engine}, {args.device}): {len(found)} defects stored for "
+                   f"{len(truth)} in the truth, count error {count_error:+d}; {len(pairs)} matched one to one "
+                   f"(same coil, surface and class, overlapping boxes), {len(truth) - len(pairs)} truth defects "
+                   f"missed, {len(found) - len(pairs)} stored defects unmatched; {position}.")
+        title = f"Coil geometry with the model `{args.model}`"
+    else:
+        verdict = (f"**{'PASS' if passed else 'FAIL'}**: {len(found)} defects stored for {len(truth)} in the truth "
+                   f"({len(pairs)} matched one to one, {multi_frame} merged across frames); worst edge error "
+                   f"{max_along:.3f} mm along ({along_px:.2f} px), {max_across:.3f} mm across ({across_px:.2f} px); "
+                   f"the limit is 2 px; {position}.")
+        title = "Coil geometry with an oracle segmenter"
+    speed = (f"synth-coil {synth_fps} frames/s ({args.workers} workers); " if synth_fps else "")
+    md = (f"# {title}\n\n"
           f"`{result['command']}` on {result['machine']['platform']} ({result['machine']['cpus']} CPUs, "
-          f"shared with other jobs).\n\n"
-          f"{args.coils} coil(s) x {args.length_m:g} m, strip {args.width_mm:g} mm wandering in a "
-          f"{1600 * pixel.across_mm:g} mm camera field, pixel {pixel.along_mm:g} x {pixel.across_mm:g} mm, "
-          f"top + bottom (mirrored), rolls {', '.join(f'{d:g}' for d in args.roll_diameter_mm)} mm "
-          f"(miss {args.miss_rate:g}, jitter +-{args.jitter_mm:g} mm, wear {args.wear:g}, "
-          f"wander +-{args.wander_mm:g} mm): {synth.frames} frames.\n\n"
-          f"**{'PASS' if passed else 'FAIL'}**: {len(found)} defects stored for {len(truth)} in the truth "
-          f"({len(pairs)} matched one to one, {multi_frame} merged across frames); worst edge error "
-          f"{max_along:.3f} mm along ({along_px:.2f} px), {max_across:.3f} mm across ({across_px:.2f} px); "
-          f"the limit is 2 px.\n\n{table}\n"
-          f"synth-coil {result['synth_frames_per_s']} frames/s ({args.workers} workers); steelscan line with the "
-          f"oracle {result['line_frames_per_s']} frames/s.\n")
+          f"shared with other jobs).\n\n{described}.\n\n{verdict}\n\n{table}\n"
+          f"{speed}steelscan line with the {'model' if args.model else 'oracle'} "
+          f"{result['line_frames_per_s']} frames/s.\n")
+    name = "coil_geometry" + (f"_{re.sub(r'[^A-Za-z0-9.-]+', '-', Path(args.model).name)}" if args.model else "")
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "coil_geometry.json", result)
-    write_text(args.out / "coil_geometry.md", md)
+    write_json(args.out / f"{name}.json", result)
+    write_text(args.out / f"{name}.md", md)
     print(md)
     if tmp is not None:
         tmp.cleanup()
-    return 0 if passed else 1
+    return 0 if passed or args.model else 1
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ import logging
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,50 +27,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "tests"))
 
 from steelscan.atomic import write_json, write_text  # noqa: E402
 from steelscan.coils.store import CoilStore  # noqa: E402
 from steelscan.line import LineConfig, LineRunner  # noqa: E402
 from steelscan.line.simulate import SimulatedLine, TruthInspector  # noqa: E402
 from steelscan.line.spool import SpoolingSink  # noqa: E402
-
-PG_BIN = Path(os.environ.get("STEELSCAN_PG_BIN") or sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1])
-
-
-class PostgresServer:
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="steelscan-pg-bench-"))
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:
-            import pwd
-            pw = pwd.getpwnam("postgres")
-            os.chown(self.root, pw.pw_uid, pw.pw_gid)
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-        (self.root / "pw").write_text("bench\n")
-        os.chmod(self.root / "pw", 0o644)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self._run(PG_BIN / "initdb", "-D", self.root / "data", "-U", "steelscan", "--auth=scram-sha-256",
-                  f"--pwfile={self.root / 'pw'}", "--no-sync")
-        self.url = f"postgresql://steelscan:bench@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *cmd) -> None:
-        subprocess.run([*self.as_user, *map(str, cmd)], check=True, capture_output=True)
-
-    def start(self) -> None:
-        self._run(PG_BIN / "pg_ctl", "-D", self.root / "data", "-l", self.root / "log", "-o",
-                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1", "-w", "start")
-
-    def kill(self) -> None:
-        self._run(PG_BIN / "pg_ctl", "-D", self.root / "data", "-m", "immediate", "-w", "stop")
-
-    def remove(self) -> None:
-        try:
-            self.kill()
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(self.root, ignore_errors=True)
+from pg_server import PostgresServer  # noqa: E402  (tests/pg_server.py)
 
 
 class Tee:
@@ -126,7 +88,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level="WARNING", format="%(asctime)s %(message)s")
 
-    pg = PostgresServer()
+    pg = PostgresServer("bench", fast=False, prefix="steelscan-pg-bench-")
     spool_dir = Path(tempfile.mkdtemp(prefix="steelscan-spool-bench-"))
     try:
         pg.start()

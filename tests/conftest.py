@@ -50,69 +50,35 @@ class DarkSpotSegmenter:
 
 
 # --- PostgreSQL: a real server per test session, on a temp dir and a free port -----------------
-import os  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 import uuid  # noqa: E402
 
-def _pg_bin() -> Path:
-    """STEELSCAN_PG_BIN, else the newest Debian PostgreSQL (/usr/lib/postgresql/<major>/bin)."""
-    if os.environ.get("STEELSCAN_PG_BIN"):
-        return Path(os.environ["STEELSCAN_PG_BIN"])
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]) if
-                   p.parts[-3].isdigit() else 0)
-    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+from pg_server import PG_BIN, PostgresServer, free_port as _free_port, unavailable  # noqa: E402,F401
 
-
-PG_BIN = _pg_bin()
 PG_PASSWORD = "s3cret-pw"  # tests check it never shows in a message
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """Start PostgreSQL 15 on a temp dir and a free port (as the unprivileged `postgres` user
-    when we are root); yield its base URL (database `postgres`); stop it and remove the dir."""
-    require((PG_BIN / "initdb").exists() and (PG_BIN / "pg_ctl").exists(),
-            f"PostgreSQL binaries not found in {PG_BIN} (`make postgres` installs them)")
-    as_user: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="steelscan-pg-"))
-    if os.geteuid() == 0:
-        import pwd
-        try:
-            pw = pwd.getpwnam("postgres")
-        except KeyError:
-            shutil.rmtree(root)
-            require(False, "running as root and there is no `postgres` user to run the server as")
-        os.chown(root, pw.pw_uid, pw.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    (root / "pw").write_text(PG_PASSWORD + "\n")
-    os.chmod(root / "pw", 0o644)
-    data, port = root / "data", _free_port()
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True)  # noqa: E731
+    """Start PostgreSQL on a temp dir and a free port (as the unprivileged `postgres` user
+    when we are root; tests/pg_server.py); yield its base URL (database `postgres`); stop it and
+    remove the dir."""
+    why = unavailable()
+    require(why is None, why or "")
     try:
-        run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "steelscan", "--auth=scram-sha-256",
-            f"--pwfile={root / 'pw'}", "-E", "UTF8", "--no-sync")
-        opts = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
-        run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", opts, "-w", "-t", "60", "start")
+        server = PostgresServer(PG_PASSWORD, fast=True)
     except subprocess.CalledProcessError as e:
-        log = (root / "log").read_text() if (root / "log").exists() else ""
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.fail(f"could not start PostgreSQL: {e.stderr or e.stdout} {log[-2000:]}")
+        pytest.fail(f"could not initialise PostgreSQL: {e.stderr or e.stdout}")
     try:
-        yield f"postgresql://steelscan:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
+        server.start()
+    except subprocess.CalledProcessError as e:
+        log = server.log_tail()
+        server.remove()
+        pytest.fail(f"could not start PostgreSQL: {e.stderr or e.stdout} {log}")
+    try:
+        yield server.url
     finally:
-        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()
 
 
 @pytest.fixture
