@@ -11,8 +11,18 @@ Each row gives median and p99 latency per frame (ms) and frames/s (frames over t
 time), and its Kaggle Dice on `--data` when given. Timings on a shared machine are
 noisy (+-20 %): compare rows of one run, never numbers across machines.
 
-Line speed: a strip moving at v m/s imaged at p mm/pixel with frames 256 px long
-(along the strip) needs v * 1000 / (256 * p) frames/s per camera/surface."""
+Against the hardware: every row states its FLOPs per frame, counted from the torch graph
+(`models.flops.forward_cost` on the eager model at the frame size; a cascade's is the
+classifier's + segmented fraction x the segmenter's), the GFLOP/s it achieved, and that as a
+fraction of this machine's measured matmul peak for the row's dtype (`runtime.hardware`:
+fp32, bf16, int8 probes and a memory-bandwidth probe). `bound` says which limit binds: the
+work's arithmetic intensity (FLOPs per operator byte) under the machine balance (peak /
+bandwidth) is bandwidth-bound, above it compute-bound.
+
+Line speed: a strip W mm wide moving at v m/s, imaged at p mm/pixel in frames of 1600 x 256 px
+(across x along), is ceil(W / p / 1600) frames across per 256-px block of rows, so one surface
+needs v * 1000 / (256 * p) * frames_across frames/s (0.25 mm, 1.6 m strip: 4 frames across;
+20 m/s: 1,250 frames/s)."""
 
 from __future__ import annotations
 
@@ -35,12 +45,15 @@ FRAME_LENGTH_PX = FRAME_HEIGHT  # frame extent along the strip, pixels
 SEVERSTAL_DEFECT_RATE = 0.53  # 6,666 of 12,568 train images carry a defect
 STRIP_SPEEDS_M_S = (5.0, 10.0, 20.0)
 PIXEL_SIZES_MM = (1.0, 0.5, 0.25)
+STRIP_WIDTH_MM = 1600.0  # a wide hot-rolled strip; --strip-width-mm for yours
 DEFAULT_FRAMES = 20
 WARMUP = 3
 DICE_TOLERANCE = 0.005  # an engine's cascade may lose at most this much Kaggle Dice vs torch fp32
 BASELINE_SPEC = {"kind": "segmenter", "arch": "smp_unet", "encoder": "resnet34", "num_classes": 4,
                  "in_channels": 3, "weights": "none"}
 ENGINES = (("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx-int8", "int8"))
+PEAK_DTYPE = {"torch-fp32": "fp32", "torch-bf16": "bf16", "onnx": "fp32", "onnx-int8": "int8"}
+PROBE_SECONDS = 0.3  # per hardware probe (fp32, bf16, int8 matmul; bandwidth)
 
 
 class BenchmarkError(SteelscanError):
@@ -75,21 +88,40 @@ class Row:
     kaggle_dice: float | None = None
     segmented_fraction: float = 1.0
     note: str = ""
+    gflop_per_frame: float | None = None  # counted from the torch graph (2 x multiply-adds)
+    peak_dtype: str | None = None  # the matmul peak this row is compared with: fp32 | bf16 | int8
+    achieved_gflops: float | None = None  # gflop_per_frame x frames_per_s
+    fraction_of_peak: float | None = None  # achieved / this machine's measured peak for peak_dtype
+    intensity_flop_per_byte: float | None = None  # FLOPs / operator bytes (no fusion: a lower bound)
+    bound: str | None = None  # "compute" | "bandwidth": which roof is lower at this intensity
 
 
-def frames_needed(speed_m_s: float, pixel_mm: float, frame_length_px: int = FRAME_LENGTH_PX) -> float:
-    """Frames/s one surface needs: strip speed / frame length on the strip."""
-    return speed_m_s * 1000.0 / (frame_length_px * pixel_mm)
+def frames_across(strip_width_mm: float | None, pixel_mm: float, frame_width_px: int = FRAME_WIDTH) -> int:
+    """Frames side by side covering the strip's width (1 when no width is given)."""
+    if not strip_width_mm:
+        return 1
+    return max(1, int(np.ceil(round(strip_width_mm / pixel_mm / frame_width_px, 9))))
+
+
+def frames_needed(speed_m_s: float, pixel_mm: float, frame_length_px: int = FRAME_LENGTH_PX,
+                  strip_width_mm: float | None = None, frame_width_px: int = FRAME_WIDTH) -> float:
+    """Frames/s one surface needs: (strip speed / frame length on the strip) x frames across."""
+    return speed_m_s * 1000.0 / (frame_length_px * pixel_mm) * frames_across(strip_width_mm, pixel_mm,
+                                                                               frame_width_px)
 
 
 def line_speed_table(cascade_fps: float, speeds: Sequence[float] = STRIP_SPEEDS_M_S,
-                     pixel_sizes: Sequence[float] = PIXEL_SIZES_MM) -> list[dict]:
-    """For each (speed, pixel size): frames/s needed, and whether `cascade_fps` keeps up."""
+                     pixel_sizes: Sequence[float] = PIXEL_SIZES_MM,
+                     strip_width_mm: float | None = STRIP_WIDTH_MM) -> list[dict]:
+    """For each (speed, pixel size): frames across the strip, frames/s needed, and whether
+    `cascade_fps` keeps up."""
     table = []
     for v in speeds:
         for p in pixel_sizes:
-            need = frames_needed(v, p)
-            table.append({"speed_m_s": v, "pixel_mm": p, "frames_per_s_needed": round(need, 2),
+            need = frames_needed(v, p, strip_width_mm=strip_width_mm)
+            table.append({"speed_m_s": v, "pixel_mm": p, "strip_width_mm": strip_width_mm,
+                          "frames_across": frames_across(strip_width_mm, p),
+                          "frames_per_s_needed": round(need, 2),
                           "keeps_up": bool(cascade_fps >= need),
                           "machines_like_this_needed": int(np.ceil(need / cascade_fps)) if cascade_fps else None})
     return table
@@ -233,6 +265,43 @@ def settle_batchnorm(model, size: tuple[int, int] = (64, 256), batches: int = 2)
     return model.eval()
 
 
+def runner_cost(runner, size: tuple[int, int], tiling=None):
+    """ForwardCost per frame of `size` (H, W) of a torch-backed Runner (FlipTTA unwrapped: each
+    flip is another pass), counted tile by tile as the Inspector runs it."""
+    from .models.flops import ForwardCost, forward_cost
+
+    passes = 1
+    while hasattr(runner, "flips"):  # FlipTTA
+        passes *= 1 + len(runner.flips)
+        runner = runner.runner
+    windows = tiling.windows(0, *size) if tiling is not None else None
+    shape = (windows[0].height, windows[0].width) if windows else size
+    one = forward_cost(runner.model, (1, runner.in_channels, *shape))
+    n = passes * (len(windows) if windows else 1)
+    return ForwardCost(one.flops * n, one.bytes * n)
+
+
+def model_costs(model: str | Path, size: tuple[int, int]) -> dict:
+    """{"classifier": ForwardCost | None, "segmenter": ForwardCost} per frame of a bundle's
+    models, counted on their eager torch graphs (the same graphs every engine runs)."""
+    from .runtime import build_inspector
+
+    ti = build_inspector(model, engine="torch", batch_size=1)
+    return {"classifier": None if ti.classifier is None else runner_cost(ti.classifier, size, ti.tiling),
+            "segmenter": runner_cost(ti.segmenter, size, ti.tiling)}
+
+
+def add_roofline(row: Row, flops: float, nbytes: float, peaks: dict, dtype: str) -> Row:
+    """Fill a row's FLOP and roofline fields from its per-frame cost and the machine's peaks."""
+    from .runtime.hardware import roofline
+
+    r = roofline(flops, nbytes, row.frames_per_s, peaks["gflops"].get(dtype), peaks["bandwidth_gb_s"])
+    row.gflop_per_frame, row.peak_dtype = round(flops / 1e9, 3), dtype
+    row.achieved_gflops, row.fraction_of_peak = r["achieved_gflops"], r["fraction_of_peak"]
+    row.intensity_flop_per_byte, row.bound = r["intensity_flop_per_byte"], r["bound"]
+    return row
+
+
 def log(message: str) -> None:
     print(f"[benchmark] {message}", file=sys.stderr, flush=True)
 
@@ -241,14 +310,18 @@ def run_benchmark(model: str | Path | None = None, frames: int = DEFAULT_FRAMES,
                   defect_rate: float = SEVERSTAL_DEFECT_RATE, data: str | Path | None = None,
                   threads: int | None = None, size: tuple[int, int] = FRAME_SIZE,
                   baseline_run: str | Path | None = None, dice_images: int | None = None,
-                  warmup: int = WARMUP, engines: Sequence[tuple[str, str]] = ENGINES) -> dict:
+                  warmup: int = WARMUP, engines: Sequence[tuple[str, str]] = ENGINES,
+                  strip_width_mm: float = STRIP_WIDTH_MM, pixel_sizes: Sequence[float] = PIXEL_SIZES_MM,
+                  probe_seconds: float = PROBE_SECONDS) -> dict:
     """Time every row (see module doc) and return the full result as a JSON-able dict."""
     import torch
 
     from .inference.cascade import to_batch_array
     from .inference.runners import TorchRunner
     from .models import build_model
+    from .models.flops import forward_cost
     from .runtime import build_inspector, read_manifest, resolve_model
+    from .runtime.hardware import probe_peaks
     from .runtime.bundle import bundle_engines
 
     if threads:
@@ -268,6 +341,9 @@ def run_benchmark(model: str | Path | None = None, frames: int = DEFAULT_FRAMES,
         batches = [to_batch_array(im)[None] for im in stream]
         pattern = defect_pattern(frames, defect_rate)
         dice_data = load_dice_data(data, dice_images) if data else None
+        log("probing this machine's matmul peaks (fp32, bf16, int8) and memory bandwidth")
+        peaks = probe_peaks(probe_seconds, threads)
+        costs = model_costs(model, size)
         rows: list[Row] = []
 
         with naming_row("baseline"):
@@ -285,7 +361,8 @@ def run_benchmark(model: str | Path | None = None, frames: int = DEFAULT_FRAMES,
             if dice_data is not None and baseline_run:
                 thr = build_inspector(model, engine="torch").thresholds
                 row.kaggle_dice = kaggle_dice_on(None, base, thr, dice_data)
-            rows.append(row)
+            base_cost = forward_cost(base_model, (1, 3, *size))
+            rows.append(add_roofline(row, base_cost.flops, base_cost.bytes, peaks, "fp32"))
             del base, base_model
 
         for engine, precision in engines:
@@ -295,15 +372,30 @@ def run_benchmark(model: str | Path | None = None, frames: int = DEFAULT_FRAMES,
                     f"{' --int8' if engine == 'onnx-int8' else ''})")
                 continue
             with naming_row(label):
-                rows += engine_rows(build_inspector(model, engine=engine, threads=threads, batch_size=1,
-                                                    precision="bf16" if precision == "bf16" else "fp32"),
-                                    label, stream, batches, pattern, defect_rate, frames, warmup, note, dice_data)
+                engine_part = engine_rows(build_inspector(model, engine=engine, threads=threads, batch_size=1,
+                                                          precision="bf16" if precision == "bf16" else "fp32"),
+                                          label, stream, batches, pattern, defect_rate, frames, warmup, note,
+                                          dice_data)
+                for row in engine_part:
+                    cost = cascade_cost(costs, row.segmented_fraction) if row.scope == "cascade" \
+                        else costs["segmenter"]
+                    rows.append(add_roofline(row, cost.flops, cost.bytes, peaks, PEAK_DTYPE[label]))
     finally:
         tmp.cleanup()
     return assemble(rows, machine_info(threads), {
         "frames": frames, "frame_size_hw": list(size), "batch": 1, "warmup": warmup,
         "defect_rate": defect_rate, "model": str(model) if note == "" else "default architectures, random weights",
-        "data": str(data) if data else None, "dice_images": len(dice_data[0]) if dice_data else None})
+        "data": str(data) if data else None, "dice_images": len(dice_data[0]) if dice_data else None,
+        "strip_width_mm": strip_width_mm, "pixel_sizes_mm": list(pixel_sizes)}, peaks)
+
+
+def cascade_cost(costs: dict, segmented_fraction: float):
+    """ForwardCost per frame of the cascade: classifier on every frame, segmenter on a fraction."""
+    from .models.flops import ForwardCost
+
+    seg, cls = costs["segmenter"], costs["classifier"]
+    return ForwardCost((cls.flops if cls else 0) + segmented_fraction * seg.flops,
+                       (cls.bytes if cls else 0) + segmented_fraction * seg.bytes)
 
 
 def engine_rows(inspector, label: str, stream: list[np.ndarray], batches: list[np.ndarray], pattern: np.ndarray,
@@ -344,7 +436,7 @@ def choose_cascade(rows: list[Row]) -> Row | None:
     return max(ok, key=lambda r: r.frames_per_s, default=None)
 
 
-def assemble(rows: list[Row], machine: dict, settings: dict) -> dict:
+def assemble(rows: list[Row], machine: dict, settings: dict, hardware: dict | None = None) -> dict:
     baseline = next(r for r in rows if r.scope == "baseline")
     chosen = choose_cascade(rows)
     cascade_fps = chosen.frames_per_s if chosen else 0.0
@@ -356,8 +448,15 @@ def assemble(rows: list[Row], machine: dict, settings: dict) -> dict:
         "speedup_vs_baseline": round(cascade_fps / baseline.frames_per_s, 2) if chosen else None,
         "target_speedup": 5.0,
         "dice_tolerance": DICE_TOLERANCE,
-        "line_speed": line_speed_table(cascade_fps),
+        "hardware": hardware,
+        "line_speed": line_speed_table(cascade_fps, pixel_sizes=settings.get("pixel_sizes_mm", PIXEL_SIZES_MM),
+                                       strip_width_mm=settings.get("strip_width_mm", STRIP_WIDTH_MM)),
     }
+
+
+def strip_text(table: list[dict]) -> str:
+    width = table[0].get("strip_width_mm") if table else None
+    return f"a {width:g} mm wide strip" if width else "one frame across the strip"
 
 
 def to_markdown(result: dict) -> str:
@@ -371,19 +470,34 @@ def to_markdown(result: dict) -> str:
         f"Frames: {s['frames']} x {s['frame_size_hw'][1]}x{s['frame_size_hw'][0]} px (W x H), batch {s['batch']}, "
         f"{s['warmup']} warm-up calls; cascade segments {s['defect_rate']:.0%} of frames. Model: {s['model']}. "
         f"Dice data: {s['data'] or 'none (speed only)'}.", "",
-        "| configuration | engine | median ms/frame | p99 ms/frame | frames/s | Kaggle Dice | note |",
-        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    hw = result.get("hardware")
+    if hw:
+        g = hw["gflops"]
+        peaks = ", ".join(f"{d} {g[d]:.0f}" if g.get(d) else f"{d} n/a" for d in ("fp32", "bf16", "int8"))
+        lines += [f"Measured peaks ({hw['threads']} threads, best of {hw['probe_s']} s each): matmul GFLOP/s "
+                  f"{peaks}; memory bandwidth {hw['bandwidth_gb_s']:.1f} GB/s (array copy).", ""]
+    lines += [
+        "| configuration | engine | median ms/frame | p99 ms/frame | frames/s | Kaggle Dice | GFLOP/frame "
+        "| GFLOP/s | % of peak | bound | note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in result["rows"]:
         dice = "n/a" if r["kaggle_dice"] is None else f"{r['kaggle_dice']:.4f}"
+        gf = "n/a" if r.get("gflop_per_frame") is None else f"{r['gflop_per_frame']:.2f}"
+        ach = "n/a" if r.get("achieved_gflops") is None else f"{r['achieved_gflops']:.1f}"
+        frac = "n/a" if r.get("fraction_of_peak") is None else f"{100 * r['fraction_of_peak']:.1f} % {r['peak_dtype']}"
         lines.append(f"| {r['name']} | {r['engine']} | {r['median_ms']:.1f} | {r['p99_ms']:.1f} | "
-                     f"{r['frames_per_s']:.2f} | {dice} | {r['note']} |")
+                     f"{r['frames_per_s']:.2f} | {dice} | {gf} | {ach} | {frac} | {r.get('bound') or 'n/a'} "
+                     f"| {r['note']} |")
     lines += ["", f"**Speed-up of our cascade ({result['chosen_cascade']}) over the baseline: "
                   f"{result['speedup_vs_baseline']}x frames/s** (target {result['target_speedup']}x).", "",
-              f"Line speed (one surface, {FRAME_WIDTH}-px-wide frames, {FRAME_LENGTH_PX} px along the strip):", "",
-              "| strip m/s | pixel mm | frames/s needed | keeps up | machines like this needed |",
-              "|---:|---:|---:|---|---:|"]
+              f"Line speed (one surface, {strip_text(result['line_speed'])}, frames "
+              f"{FRAME_WIDTH} px across x {FRAME_LENGTH_PX} px along the strip):", "",
+              "| strip m/s | pixel mm | frames across | frames/s needed | keeps up | machines like this needed |",
+              "|---:|---:|---:|---:|---|---:|"]
     for t in result["line_speed"]:
-        lines.append(f"| {t['speed_m_s']:g} | {t['pixel_mm']:g} | {t['frames_per_s_needed']:.1f} | "
+        lines.append(f"| {t['speed_m_s']:g} | {t['pixel_mm']:g} | {t.get('frames_across', 1)} | "
+                     f"{t['frames_per_s_needed']:.1f} | "
                      f"{'yes' if t['keeps_up'] else 'no'} | {t['machines_like_this_needed']} |")
     return "\n".join(lines) + "\n"
