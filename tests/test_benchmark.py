@@ -68,6 +68,17 @@ def test_hardware_probes_are_positive_and_the_roofline_picks_the_binding_limit()
     assert high["bound"] == "compute" and high["fraction_of_peak"] == 0.5
 
 
+def test_gated_classifier_follows_the_pattern_through_batches_of_tiles():
+    from steelscan.benchmark import GatedClassifier
+
+    calls = []
+    gate = GatedClassifier(lambda b: calls.append(len(b)), 2, np.array([True, False, False, True]),
+                           windows_per_frame=2)
+    scores = np.concatenate([gate(np.zeros((n, 3, 4, 4), np.float32)) for n in (3, 3, 2)])
+    assert calls == [3, 3, 2] and scores.shape == (8, 2)
+    assert scores[:, 0].tolist() == [1, 1, 0, 0, 0, 0, 1, 1]  # tiles 0-1: frame 0, ..., tiles 6-7: frame 3
+
+
 @pytest.mark.parametrize("n, rate", [(100, 0.53), (20, 0.53), (7, 0.0), (9, 1.0), (10, 0.25)])
 def test_defect_pattern_hits_the_rate(n, rate):
     p = defect_pattern(n, rate)
@@ -108,10 +119,11 @@ def tiny_bundle(tmp_path_factory):
 
 def test_run_benchmark_has_every_row(tiny_bundle):
     result = run_benchmark(tiny_bundle, frames=2, warmup=0, size=(32, 128), threads=1, probe_seconds=0.02)
-    rows = {(r["scope"], r["engine"]) for r in result["rows"]}
-    assert ("baseline", "torch-fp32") in rows
+    rows = {(r["scope"], r["engine"], r["mode"]) for r in result["rows"]}
+    assert ("baseline", "torch-fp32", "latency") in rows
     for engine in ("torch-fp32", "torch-bf16", "onnx", "onnx-int8"):
-        assert ("segmenter", engine) in rows and ("cascade", engine) in rows
+        assert {("segmenter", engine, "latency"), ("cascade", engine, "latency"),
+                ("cascade", engine, "throughput")} <= rows
     for r in result["rows"]:
         assert r["frames"] == 2 and r["median_ms"] > 0 and r["p99_ms"] >= r["median_ms"] and r["frames_per_s"] > 0
         assert r["kaggle_dice"] is None
@@ -120,7 +132,7 @@ def test_run_benchmark_has_every_row(tiny_bundle):
     assert result["speedup_vs_baseline"] > 0 and len(result["line_speed"]) == 9
     assert result["machine"]["threads"] == 1 and result["machine"]["onnxruntime"]
     assert result["hardware"]["gflops"]["fp32"] > 0 and result["hardware"]["bandwidth_gb_s"] > 0
-    by = {(r["scope"], r["engine"]): r for r in result["rows"]}
+    by = {(r["scope"], r["engine"]): r for r in result["rows"] if r["mode"] == "latency"}
     for r in result["rows"]:
         assert r["gflop_per_frame"] > 0 and r["achieved_gflops"] > 0 and r["bound"] in ("compute", "bandwidth")
         assert r["peak_dtype"] in ("fp32", "bf16", "int8") and r["intensity_flop_per_byte"] > 0

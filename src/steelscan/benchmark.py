@@ -1,12 +1,14 @@
 """`steelscan benchmark`: how fast is the cascade on plain CPUs, against what Kaggle users run?
 
-One run times, on 1600x256 frames, batch 1, after warm-up:
+One run times, on 1600x256 frames, after warm-up (batch 1 unless said):
 - baseline: segmentation-models-pytorch Unet with a ResNet-34 encoder, fp32, eager
   PyTorch, every frame segmented (the usual Severstal Kaggle kernel);
 - our segmenter alone in each engine (PyTorch fp32, PyTorch bf16 channels-last,
   ONNX Runtime fp32, ONNX Runtime int8);
 - the whole cascade (`Inspector`: classifier on every frame, segmenter + post-processing
-  on a `defect_rate` fraction of them, chosen evenly through the stream) per engine.
+  on a `defect_rate` fraction of them, chosen evenly through the stream) per engine, in
+  latency mode (one frame per call) and in throughput mode (`inference.stream`: the models on
+  `stream_batch` frames per call while another thread post-processes the previous batch).
 Each row gives median and p99 latency per frame (ms) and frames/s (frames over total
 time), and its Kaggle Dice on `--data` when given. Timings on a shared machine are
 noisy (+-20 %): compare rows of one run, never numbers across machines.
@@ -38,7 +40,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .defaults import FRAME_HEIGHT, FRAME_SIZE, FRAME_WIDTH
+from .defaults import BATCH_SIZE, FRAME_HEIGHT, FRAME_SIZE, FRAME_WIDTH
 from .errors import SteelscanError
 
 FRAME_LENGTH_PX = FRAME_HEIGHT  # frame extent along the strip, pixels
@@ -94,6 +96,7 @@ class Row:
     fraction_of_peak: float | None = None  # achieved / this machine's measured peak for peak_dtype
     intensity_flop_per_byte: float | None = None  # FLOPs / operator bytes (no fusion: a lower bound)
     bound: str | None = None  # "compute" | "bandwidth": which roof is lower at this intensity
+    mode: str = "latency"  # "latency": one frame per call | "throughput": inference.stream, batched, overlapped
 
 
 def frames_across(strip_width_mm: float | None, pixel_mm: float, frame_width_px: int = FRAME_WIDTH) -> int:
@@ -169,15 +172,25 @@ class GatedClassifier:
     the stream marks as defective, 0.0 otherwise. Fixes the segmented fraction at the
     requested defect rate whatever the (possibly random) weights say."""
 
-    def __init__(self, classifier, num_classes: int) -> None:
+    def __init__(self, classifier, num_classes: int, pattern: np.ndarray | None = None,
+                 windows_per_frame: int = 1) -> None:
         self.inner = classifier
         self.kind, self.num_classes = "classifier", num_classes
         self.in_channels = getattr(classifier, "in_channels", 3)
         self.defective = False
+        # with a pattern: the stream's frames arrive in order, `windows_per_frame` tiles each,
+        # so the k-th tile scored belongs to frame k // windows_per_frame (batches of any size)
+        self.pattern, self.windows_per_frame, self.cursor = pattern, max(1, windows_per_frame), 0
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         self.inner(batch)
-        return np.full((batch.shape[0], self.num_classes), 1.0 if self.defective else 0.0, np.float32)
+        n = batch.shape[0]
+        if self.pattern is None:
+            return np.full((n, self.num_classes), 1.0 if self.defective else 0.0, np.float32)
+        frames = (self.cursor + np.arange(n)) // self.windows_per_frame
+        self.cursor += n
+        hit = self.pattern[frames % len(self.pattern)].astype(np.float32)
+        return np.repeat(hit[:, None], self.num_classes, axis=1)
 
 
 def defect_pattern(n: int, rate: float) -> np.ndarray:
@@ -312,7 +325,7 @@ def run_benchmark(model: str | Path | None = None, frames: int = DEFAULT_FRAMES,
                   baseline_run: str | Path | None = None, dice_images: int | None = None,
                   warmup: int = WARMUP, engines: Sequence[tuple[str, str]] = ENGINES,
                   strip_width_mm: float = STRIP_WIDTH_MM, pixel_sizes: Sequence[float] = PIXEL_SIZES_MM,
-                  probe_seconds: float = PROBE_SECONDS) -> dict:
+                  probe_seconds: float = PROBE_SECONDS, stream_batch: int = BATCH_SIZE) -> dict:
     """Time every row (see module doc) and return the full result as a JSON-able dict."""
     import torch
 
@@ -375,7 +388,7 @@ def run_benchmark(model: str | Path | None = None, frames: int = DEFAULT_FRAMES,
                 engine_part = engine_rows(build_inspector(model, engine=engine, threads=threads, batch_size=1,
                                                           precision="bf16" if precision == "bf16" else "fp32"),
                                           label, stream, batches, pattern, defect_rate, frames, warmup, note,
-                                          dice_data)
+                                          dice_data, stream_batch)
                 for row in engine_part:
                     cost = cascade_cost(costs, row.segmented_fraction) if row.scope == "cascade" \
                         else costs["segmenter"]
@@ -386,7 +399,8 @@ def run_benchmark(model: str | Path | None = None, frames: int = DEFAULT_FRAMES,
         "frames": frames, "frame_size_hw": list(size), "batch": 1, "warmup": warmup,
         "defect_rate": defect_rate, "model": str(model) if note == "" else "default architectures, random weights",
         "data": str(data) if data else None, "dice_images": len(dice_data[0]) if dice_data else None,
-        "strip_width_mm": strip_width_mm, "pixel_sizes_mm": list(pixel_sizes)}, peaks)
+        "strip_width_mm": strip_width_mm, "pixel_sizes_mm": list(pixel_sizes), "stream_batch": stream_batch},
+        peaks)
 
 
 def cascade_cost(costs: dict, segmented_fraction: float):
@@ -399,8 +413,10 @@ def cascade_cost(costs: dict, segmented_fraction: float):
 
 
 def engine_rows(inspector, label: str, stream: list[np.ndarray], batches: list[np.ndarray], pattern: np.ndarray,
-                defect_rate: float, frames: int, warmup: int, note: str, dice_data) -> list[Row]:
-    """The segmenter-alone row and (with a classifier) the cascade row of one engine."""
+                defect_rate: float, frames: int, warmup: int, note: str, dice_data,
+                stream_batch: int = BATCH_SIZE) -> list[Row]:
+    """The segmenter-alone row and (with a classifier) the cascade rows of one engine: latency
+    mode (one frame per call) and throughput mode (`throughput_row`)."""
     from .inference.cascade import Inspector
 
     log(f"timing {label}: segmenter alone, then the cascade")
@@ -423,7 +439,34 @@ def engine_rows(inspector, label: str, stream: list[np.ndarray], batches: list[n
                         segmented_fraction=round(float(pattern.mean()), 4), note=note)
     if dice_data is not None:
         cascade.kaggle_dice = kaggle_dice_on(inspector.classifier, seg, thr, dice_data)
-    return [row, cascade]
+    stream_row = throughput_row(inspector, label, stream, pattern, defect_rate, frames, warmup, stream_batch, note)
+    stream_row.kaggle_dice = cascade.kaggle_dice  # the same masks as latency mode (tests/test_stream.py)
+    return [row, cascade, stream_row]
+
+
+def throughput_row(inspector, label: str, stream: list[np.ndarray], pattern: np.ndarray, defect_rate: float,
+                   frames: int, warmup: int, batch: int, note: str) -> Row:
+    """The cascade in throughput mode (`inference.stream.inspect_stream`: models `batch` frames
+    per call, post-processing on another thread), the same gating pattern. Per-frame times are
+    the intervals between consecutive results; frames come from memory (no decoding)."""
+    from .inference.cascade import Inspector
+    from .inference.stream import inspect_stream
+
+    thr = inspector.thresholds
+    per_frame = len(inspector.tiling.windows(0, *stream[0].shape[:2]))
+    gate = GatedClassifier(inspector.classifier, thr.num_classes, pattern, per_frame)
+    piped = Inspector(gate, inspector.segmenter, thr, tile=inspector.tiling.tile, overlap=inspector.tiling.overlap,
+                      batch_size=batch)
+    frame, name = stream.__getitem__, "frame_{}".format
+    for _ in inspect_stream(piped, range(min(warmup, frames)), frame, name):
+        pass
+    gate.cursor = 0
+    done = [time.perf_counter()]
+    for _ in inspect_stream(piped, range(frames), frame, name):
+        done.append(time.perf_counter())
+    return summarise(f"cascade ({defect_rate:.0%} segmented), {label}, throughput mode batch {batch}", label,
+                     "cascade", np.diff(done) * 1000.0, segmented_fraction=round(float(pattern.mean()), 4),
+                     note=note, mode="throughput")
 
 
 def choose_cascade(rows: list[Row]) -> Row | None:

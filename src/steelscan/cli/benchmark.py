@@ -8,7 +8,7 @@ import argparse
 def register(subparsers) -> None:
     from ..benchmark import (DEFAULT_FRAMES, PIXEL_SIZES_MM, PROBE_SECONDS, SEVERSTAL_DEFECT_RATE, STRIP_WIDTH_MM,
                              WARMUP)
-    from ..defaults import FRAME_HEIGHT, FRAME_WIDTH
+    from ..defaults import BATCH_SIZE, FRAME_HEIGHT, FRAME_WIDTH
 
     p = subparsers.add_parser(
         "benchmark", help="time the cascade in every engine against the Kaggle baseline",
@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--probe-seconds", type=float, default=PROBE_SECONDS, metavar="S",
                    help=f"seconds per hardware probe (fp32/bf16/int8 matmul peaks, memory bandwidth; "
                         f"default {PROBE_SECONDS})")
+    p.add_argument("--stream-batch", type=int, default=BATCH_SIZE, metavar="N",
+                   help=f"frames per model call in the throughput-mode cascade row (default {BATCH_SIZE})")
     p.set_defaults(func=run)
 
 
@@ -53,13 +55,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"must be >= 0, got {args.strip_width_mm}", field="strip-width-mm")
     if any(p <= 0 for p in args.pixel_mm):
         raise ConfigError(f"pixel sizes must be > 0, got {args.pixel_mm}", field="pixel-mm")
+    if args.stream_batch < 1:
+        raise ConfigError(f"must be >= 1, got {args.stream_batch}", field="stream-batch")
     if args.probe_seconds <= 0:
         raise ConfigError(f"must be > 0, got {args.probe_seconds}", field="probe-seconds")
     result = run_benchmark(args.model, frames=args.frames, defect_rate=args.defect_rate, data=args.data,
                            threads=args.threads, size=tuple(args.size), baseline_run=args.baseline_run,
                            dice_images=args.dice_images, warmup=args.warmup,
                            strip_width_mm=args.strip_width_mm or None, pixel_sizes=tuple(args.pixel_mm),
-                           probe_seconds=args.probe_seconds)
+                           probe_seconds=args.probe_seconds, stream_batch=args.stream_batch)
     report = to_markdown(result)
     print(report)
     if args.json:
