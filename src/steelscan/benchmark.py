@@ -56,6 +56,8 @@ BASELINE_SPEC = {"kind": "segmenter", "arch": "smp_unet", "encoder": "resnet34",
 ENGINES = (("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx-int8", "int8"))
 PEAK_DTYPE = {"torch-fp32": "fp32", "torch-bf16": "bf16", "onnx": "fp32", "onnx-int8": "int8"}
 PROBE_SECONDS = 0.3  # per hardware probe (fp32, bf16, int8 matmul; bandwidth)
+# operator bytes are counted on the fp32 graph; a bf16 engine moves 2-byte, an int8 one 1-byte tensors
+BYTES_PER_FP32_BYTE = {"fp32": 1.0, "bf16": 0.5, "int8": 0.25}
 
 
 class BenchmarkError(SteelscanError):
@@ -305,10 +307,12 @@ def model_costs(model: str | Path, size: tuple[int, int]) -> dict:
 
 
 def add_roofline(row: Row, flops: float, nbytes: float, peaks: dict, dtype: str) -> Row:
-    """Fill a row's FLOP and roofline fields from its per-frame cost and the machine's peaks."""
+    """Fill a row's FLOP and roofline fields from its per-frame cost (bytes of the fp32 graph,
+    scaled to the row's dtype) and the machine's peaks."""
     from .runtime.hardware import roofline
 
-    r = roofline(flops, nbytes, row.frames_per_s, peaks["gflops"].get(dtype), peaks["bandwidth_gb_s"])
+    r = roofline(flops, nbytes * BYTES_PER_FP32_BYTE[dtype], row.frames_per_s, peaks["gflops"].get(dtype),
+                 peaks["bandwidth_gb_s"])
     row.gflop_per_frame, row.peak_dtype = round(flops / 1e9, 3), dtype
     row.achieved_gflops, row.fraction_of_peak = r["achieved_gflops"], r["fraction_of_peak"]
     row.intensity_flop_per_byte, row.bound = r["intensity_flop_per_byte"], r["bound"]
