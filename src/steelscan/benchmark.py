@@ -40,7 +40,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .defaults import BATCH_SIZE, FRAME_HEIGHT, FRAME_SIZE, FRAME_WIDTH
+from .defaults import FRAME_HEIGHT, FRAME_SIZE, FRAME_WIDTH, STREAM_BATCH_SIZE
 from .errors import SteelscanError
 
 FRAME_LENGTH_PX = FRAME_HEIGHT  # frame extent along the strip, pixels
@@ -329,7 +329,7 @@ def run_benchmark(model: str | Path | None = None, frames: int = DEFAULT_FRAMES,
                   baseline_run: str | Path | None = None, dice_images: int | None = None,
                   warmup: int = WARMUP, engines: Sequence[tuple[str, str]] = ENGINES,
                   strip_width_mm: float = STRIP_WIDTH_MM, pixel_sizes: Sequence[float] = PIXEL_SIZES_MM,
-                  probe_seconds: float = PROBE_SECONDS, stream_batch: int = BATCH_SIZE) -> dict:
+                  probe_seconds: float = PROBE_SECONDS, stream_batch: int = STREAM_BATCH_SIZE) -> dict:
     """Time every row (see module doc) and return the full result as a JSON-able dict."""
     import torch
 
@@ -418,7 +418,7 @@ def cascade_cost(costs: dict, segmented_fraction: float):
 
 def engine_rows(inspector, label: str, stream: list[np.ndarray], batches: list[np.ndarray], pattern: np.ndarray,
                 defect_rate: float, frames: int, warmup: int, note: str, dice_data,
-                stream_batch: int = BATCH_SIZE) -> list[Row]:
+                stream_batch: int = STREAM_BATCH_SIZE) -> list[Row]:
     """The segmenter-alone row and (with a classifier) the cascade rows of one engine: latency
     mode (one frame per call) and throughput mode (`throughput_row`)."""
     from .inference.cascade import Inspector
@@ -451,8 +451,9 @@ def engine_rows(inspector, label: str, stream: list[np.ndarray], batches: list[n
 def throughput_row(inspector, label: str, stream: list[np.ndarray], pattern: np.ndarray, defect_rate: float,
                    frames: int, warmup: int, batch: int, note: str) -> Row:
     """The cascade in throughput mode (`inference.stream.inspect_stream`: models `batch` frames
-    per call, post-processing on another thread), the same gating pattern. Per-frame times are
-    the intervals between consecutive results; frames come from memory (no decoding)."""
+    per call, post-processing on another thread), the same gating pattern. A frame's time is its
+    batch's share of the interval between consecutive batches of results; frames come from
+    memory (no decoding)."""
     from .inference.cascade import Inspector
     from .inference.stream import inspect_stream
 
@@ -468,8 +469,11 @@ def throughput_row(inspector, label: str, stream: list[np.ndarray], pattern: np.
     done = [time.perf_counter()]
     for _ in inspect_stream(piped, range(frames), frame, name):
         done.append(time.perf_counter())
+    ends = np.array(done)[np.r_[0:frames:batch, frames]]  # results arrive a batch at a time
+    sizes = np.diff(np.r_[0:frames:batch, frames])
+    times_ms = np.repeat(np.diff(ends) * 1000.0 / sizes, sizes)
     return summarise(f"cascade ({defect_rate:.0%} segmented), {label}, throughput mode batch {batch}", label,
-                     "cascade", np.diff(done) * 1000.0, segmented_fraction=round(float(pattern.mean()), 4),
+                     "cascade", times_ms, segmented_fraction=round(float(pattern.mean()), 4),
                      note=note, mode="throughput")
 
 

@@ -8,7 +8,7 @@ import argparse
 def register(subparsers) -> None:
     from ..benchmark import (DEFAULT_FRAMES, PIXEL_SIZES_MM, PROBE_SECONDS, SEVERSTAL_DEFECT_RATE, STRIP_WIDTH_MM,
                              WARMUP)
-    from ..defaults import BATCH_SIZE, FRAME_HEIGHT, FRAME_WIDTH
+    from ..defaults import FRAME_HEIGHT, FRAME_WIDTH, STREAM_BATCH_SIZE
 
     p = subparsers.add_parser(
         "benchmark", help="time the cascade in every engine against the Kaggle baseline",
@@ -39,8 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--probe-seconds", type=float, default=PROBE_SECONDS, metavar="S",
                    help=f"seconds per hardware probe (fp32/bf16/int8 matmul peaks, memory bandwidth; "
                         f"default {PROBE_SECONDS})")
-    p.add_argument("--stream-batch", type=int, default=BATCH_SIZE, metavar="N",
-                   help=f"frames per model call in the throughput-mode cascade row (default {BATCH_SIZE})")
+    p.add_argument("--stream-batch", type=int, default=STREAM_BATCH_SIZE, metavar="N",
+                   help=f"frames per model call in the throughput-mode cascade row (default {STREAM_BATCH_SIZE})")
     p.set_defaults(func=run)
 
 

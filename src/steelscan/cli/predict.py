@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     p.add_argument("--decode-workers", type=int, default=1, metavar="N",
                    help="threads decoding images ahead of the models in throughput mode (default 1)")
     add_model_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, batch_size=None)  # by mode: STREAM_BATCH_SIZE (throughput), 1 (latency)
 
 
 def inspector_from_args(args):
@@ -74,6 +74,9 @@ def run(args) -> int:
 
     if args.decode_workers < 1:
         raise ConfigError(f"must be >= 1, got {args.decode_workers}", field="decode-workers")
+    if args.batch_size is None:
+        from ..defaults import STREAM_BATCH_SIZE
+        args.batch_size = STREAM_BATCH_SIZE if args.mode == "throughput" else 1
     paths = collect_images(args.images)
     inspector = inspector_from_args(args)
     summary = predict_files(inspector, paths, args.out, overlays=not args.no_overlays, progress=not args.quiet,
