@@ -10,12 +10,14 @@ Two modes, one answer (the same results, in the same order):
 - latency (single requests, the service): one frame at a time, decode -> models ->
   post-processing on the calling thread, batch 1, nothing queued ahead.
 
-Threads: the model's intra-op threads are the inspector's (`build_inspector(threads=...)`);
-`stream_threads` says how to share the cores so the stages do not oversubscribe them."""
+Threads: the models keep the inspector's intra-op threads (`build_inspector(threads=...)`,
+default every core); decoding and post-processing get one thread each by default and
+time-share the cores with the models: they are a fraction of a frame's model time, and a core
+left idle while the models wait costs more than the sharing (to be confirmed on an idle machine
+with `steelscan benchmark`'s throughput rows and `predict --threads`)."""
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,23 +41,6 @@ class StreamItem(Generic[T]):
     item: T
     image: np.ndarray | None
     result: InspectionResult
-
-
-@dataclass(frozen=True)
-class StreamThreads:
-    """How a throughput stream shares the CPU: model intra-op threads, decode and post threads."""
-
-    model: int
-    decode: int
-    post: int
-
-
-def stream_threads(cores: int | None = None) -> StreamThreads:
-    """Decode and post-processing each get one thread; the models get every core. On few cores
-    the model's threads and the side threads time-share: decode + post-processing are a fraction
-    of a frame's model time, and an idle core while the model waits costs more than sharing."""
-    cores = max(1, cores or os.cpu_count() or 1)
-    return StreamThreads(model=cores, decode=1, post=1)
 
 
 def _decode(load: Callable[[T], np.ndarray], item: T) -> np.ndarray | SteelscanError:
