@@ -61,6 +61,8 @@ def test_hardware_probes_are_positive_and_the_roofline_picks_the_binding_limit()
     peaks = probe_peaks(seconds=0.02, threads=1)
     assert peaks["gflops"]["fp32"] > 0 and peaks["bandwidth_gb_s"] > 0
     assert all(v is None or v > 0 for v in peaks["gflops"].values())
+    from steelscan.runtime.hardware import _onnx_peak
+    assert _onnx_peak("fp32", 64, 1e-3, 0.01, 1) > 0 and _onnx_peak("int8", 64, 1e-3, 0.01, 1) > 0
     # balance 100 GFLOP/s / 10 GB/s = 10 FLOP/byte: intensity 1 is bandwidth-bound, 100 compute-bound
     low = roofline(1e9, 1e9, 2.0, 100.0, 10.0)
     assert low["bound"] == "bandwidth" and low["attainable_gflops"] == 10.0 and low["achieved_gflops"] == 2.0

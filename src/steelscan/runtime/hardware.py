@@ -1,7 +1,8 @@
 """What this CPU can do at most: short probes of matmul throughput per dtype and of memory
 bandwidth, so a benchmark row can say how far from the hardware it is.
 
-- fp32 / bf16: `torch.mm` of square matrices (bf16 only when torch runs it natively);
+- fp32: the faster of `torch.mm` and onnxruntime's MatMul (engines use both); bf16: `torch.mm`
+  (only when torch runs it natively);
 - int8: the faster of `torch._int_mm` (int8 x int8 -> int32) and onnxruntime's MatMulInteger
   (what the onnx-int8 engine runs);
 - bandwidth: copying a large array (bytes read + bytes written per second).
@@ -43,7 +44,8 @@ def matmul_peak(dtype: str, seconds: float = 0.3, n: int = MATMUL_N, threads: in
         if dtype in ("fp32", "bf16"):
             tdtype = torch.float32 if dtype == "fp32" else torch.bfloat16
             a, b = torch.rand(n, n).to(tdtype), torch.rand(n, n).to(tdtype)
-            return _best_rate(lambda: torch.mm(a, b), work, seconds)
+            rate = _best_rate(lambda: torch.mm(a, b), work, seconds)
+            return max(rate, _onnx_peak("fp32", n, work, seconds, threads) or 0.0) if dtype == "fp32" else rate
         if dtype == "int8":
             a = torch.randint(-128, 127, (n, n), dtype=torch.int8)
             b = torch.randint(-128, 127, (n, n), dtype=torch.int8)
@@ -52,33 +54,39 @@ def matmul_peak(dtype: str, seconds: float = 0.3, n: int = MATMUL_N, threads: in
             except (RuntimeError, AttributeError, NotImplementedError):
                 torch_rate = None
             # our int8 engine is onnxruntime: its kernels (VNNI) are often far faster than torch's
-            rates = [r for r in (torch_rate, _onnx_int8_peak(n, work, seconds, threads)) if r]
+            rates = [r for r in (torch_rate, _onnx_peak("int8", n, work, seconds, threads)) if r]
             return max(rates, default=None)
     except (RuntimeError, TypeError, NotImplementedError):
         return None
     raise ValueError(f"unknown dtype {dtype!r} (fp32, bf16, int8)")
 
 
-def _onnx_int8_peak(n: int, work: float, seconds: float, threads: int | None) -> float | None:
-    """int8 matmul through onnxruntime's MatMulInteger (uint8 x int8 -> int32)."""
+def _onnx_peak(dtype: str, n: int, work: float, seconds: float, threads: int | None) -> float | None:
+    """An n x n matmul through onnxruntime: MatMul (fp32) or MatMulInteger (uint8 x int8 -> int32)."""
     try:
         import onnxruntime as ort
         from onnx import TensorProto, helper
     except ImportError:
         return None
-    node = helper.make_node("MatMulInteger", ["a", "b"], ["c"])
-    graph = helper.make_graph([node], "int8_probe",
-                              [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n]),
-                               helper.make_tensor_value_info("b", TensorProto.INT8, [n, n])],
-                              [helper.make_tensor_value_info("c", TensorProto.INT32, [n, n])])
+    rng = np.random.default_rng(0)
+    if dtype == "int8":
+        op, types = "MatMulInteger", (TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32)
+        feed = {"a": rng.integers(0, 255, (n, n), dtype=np.uint8),
+                "b": rng.integers(-128, 127, (n, n), dtype=np.int8)}
+    else:
+        op, types = "MatMul", (TensorProto.FLOAT,) * 3
+        feed = {"a": rng.random((n, n), dtype=np.float32), "b": rng.random((n, n), dtype=np.float32)}
+    node = helper.make_node(op, ["a", "b"], ["c"])
+    graph = helper.make_graph([node], f"{dtype}_probe",
+                              [helper.make_tensor_value_info("a", types[0], [n, n]),
+                               helper.make_tensor_value_info("b", types[1], [n, n])],
+                              [helper.make_tensor_value_info("c", types[2], [n, n])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = int(threads)
     session = ort.InferenceSession(model.SerializeToString(), options,
                                    providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    feed = {"a": rng.integers(0, 255, (n, n), dtype=np.uint8), "b": rng.integers(-128, 127, (n, n), dtype=np.int8)}
     return _best_rate(lambda: session.run(None, feed), work, seconds)
 
 
