@@ -116,3 +116,35 @@ def test_thresholds_roundtrip_and_malformed_files(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_thresholds(tmp_path / "nope.json", 1)
     assert load_thresholds(None, 2).classes[1].pixel_threshold == 0.5
+
+
+def test_component_rles_in_one_pass_equal_each_component_encoded_alone():
+    from scipy import ndimage
+
+    from steelscan.inference.postprocess import component_rles
+
+    rng = np.random.default_rng(4)
+    mask = ndimage.gaussian_filter(rng.random((40, 90)), 1.5) > 0.5
+    mask[-1, 10] = mask[0, 11] = True  # neighbours in column-major order across a column boundary
+    labels, n = label_components(mask)
+    assert n > 5
+    assert component_rles(labels, n) == [encode_rle(labels == k) for k in range(1, n + 1)]
+    assert component_rles(np.zeros((4, 5), np.int32), 0) == []
+
+
+def test_find_defects_on_a_full_frame_with_several_classes_matches_per_component_encoding():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    probs = ndimage.gaussian_filter(rng.random((4, 256, 1600)).astype(np.float32), (0, 3, 3))
+    probs = exclusive_classes((probs - probs.min()) / (probs.max() - probs.min()))
+    masks = (probs >= 0.5).astype(np.uint8)
+    defects = find_defects(masks, probs, ["a", "b", "c", "d"])
+    assert len({d.class_id for d in defects}) == 4 and len(defects) > 100
+    expected = []
+    for c in range(4):
+        labels, n = label_components(masks[c])
+        for k, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1):
+            expected.append((c + 1, [ys.start, xs.start, ys.stop - 1, xs.stop - 1],
+                             component_rle(labels, k, xs.start, xs.stop - 1)))
+    assert [(d.class_id, d.bbox, d.rle) for d in defects] == expected

@@ -14,3 +14,7 @@ FRAME_SIZE = (FRAME_HEIGHT, FRAME_WIDTH)  # (H, W)
 TILE = FRAME_SIZE  # inspection tile (H, W) px, unless a model was trained on larger images
 TILE_OVERLAP = (32, 200)  # (H, W) px shared by neighbouring tiles (at most a quarter of the tile)
 BATCH_SIZE = 8  # images (tiles) per model call in batch inspection
+# frames per model call in a throughput stream (predict --mode throughput, the benchmark's stream row):
+# on a 2-core CPU, batches of 4 full 1600x256 frames ran slower per frame than 1 (ResUNet, torch fp32 and
+# bf16; measured under load); the stream overlaps decode and post-processing instead
+STREAM_BATCH_SIZE = 1

@@ -6,8 +6,9 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from ..benchmark import DEFAULT_FRAMES, SEVERSTAL_DEFECT_RATE, WARMUP
-    from ..defaults import FRAME_HEIGHT, FRAME_WIDTH
+    from ..benchmark import (DEFAULT_FRAMES, PIXEL_SIZES_MM, PROBE_SECONDS, SEVERSTAL_DEFECT_RATE, STRIP_WIDTH_MM,
+                             WARMUP)
+    from ..defaults import FRAME_HEIGHT, FRAME_WIDTH, STREAM_BATCH_SIZE
 
     p = subparsers.add_parser(
         "benchmark", help="time the cascade in every engine against the Kaggle baseline",
@@ -29,6 +30,17 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: all cores)")
     p.add_argument("--size", type=int, nargs=2, default=(FRAME_HEIGHT, FRAME_WIDTH), metavar=("H", "W"),
                    help=f"frame size (default {FRAME_HEIGHT} {FRAME_WIDTH})")
+    p.add_argument("--strip-width-mm", type=float, default=STRIP_WIDTH_MM, metavar="MM",
+                   help=f"strip width for the line-speed table: frames across = ceil(width / pixel / "
+                        f"{FRAME_WIDTH}) (default {STRIP_WIDTH_MM:g}; 0: one frame across)")
+    p.add_argument("--pixel-mm", type=float, nargs="+", default=list(PIXEL_SIZES_MM), metavar="MM",
+                   help=f"pixel sizes (mm on the strip) for the line-speed table (default "
+                        f"{' '.join(f'{v:g}' for v in PIXEL_SIZES_MM)})")
+    p.add_argument("--probe-seconds", type=float, default=PROBE_SECONDS, metavar="S",
+                   help=f"seconds per hardware probe (fp32/bf16/int8 matmul peaks, memory bandwidth; "
+                        f"default {PROBE_SECONDS})")
+    p.add_argument("--stream-batch", type=int, default=STREAM_BATCH_SIZE, metavar="N",
+                   help=f"frames per model call in the throughput-mode cascade row (default {STREAM_BATCH_SIZE})")
     p.set_defaults(func=run)
 
 
@@ -39,9 +51,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise ConfigError(f"must be at least 1, got {args.frames}", field="frames")
+    if args.strip_width_mm < 0:
+        raise ConfigError(f"must be >= 0, got {args.strip_width_mm}", field="strip-width-mm")
+    if any(p <= 0 for p in args.pixel_mm):
+        raise ConfigError(f"pixel sizes must be > 0, got {args.pixel_mm}", field="pixel-mm")
+    if args.stream_batch < 1:
+        raise ConfigError(f"must be >= 1, got {args.stream_batch}", field="stream-batch")
+    if args.probe_seconds <= 0:
+        raise ConfigError(f"must be > 0, got {args.probe_seconds}", field="probe-seconds")
     result = run_benchmark(args.model, frames=args.frames, defect_rate=args.defect_rate, data=args.data,
                            threads=args.threads, size=tuple(args.size), baseline_run=args.baseline_run,
-                           dice_images=args.dice_images, warmup=args.warmup)
+                           dice_images=args.dice_images, warmup=args.warmup,
+                           strip_width_mm=args.strip_width_mm or None, pixel_sizes=tuple(args.pixel_mm),
+                           probe_seconds=args.probe_seconds, stream_batch=args.stream_batch)
     report = to_markdown(result)
     print(report)
     if args.json:

@@ -2,6 +2,10 @@
 
     steelscan predict --classifier runs/cls --segmenter runs/seg --images DIR_OR_FILES... --out OUT
     steelscan predict --model NAME_OR_DIR --images strip.png --out OUT --engine onnx
+
+--mode throughput (default) overlaps decoding, the models (--batch-size frames per call) and
+post-processing + overlays on separate threads; --mode latency inspects one image at a time
+(what a single request gets). Both write the same results in the same order.
 """
 
 from __future__ import annotations
@@ -45,8 +49,13 @@ def register(subparsers) -> None:
     p.add_argument("--images", nargs="+", required=True, metavar="DIR_OR_FILE",
                    help="image files and/or folders of images")
     p.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder")
+    p.add_argument("--mode", choices=("throughput", "latency"), default="throughput",
+                   help="throughput: decode, models and post-processing overlap, frames batched (many frames); "
+                        "latency: one image at a time, batch 1 (default throughput)")
+    p.add_argument("--decode-workers", type=int, default=1, metavar="N",
+                   help="threads decoding images ahead of the models in throughput mode (default 1)")
     add_model_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, batch_size=None)  # by mode: STREAM_BATCH_SIZE (throughput), 1 (latency)
 
 
 def inspector_from_args(args):
@@ -60,11 +69,18 @@ def inspector_from_args(args):
 
 
 def run(args) -> int:
+    from ..errors import ConfigError
     from ..inference.predict import collect_images, predict_files
 
+    if args.decode_workers < 1:
+        raise ConfigError(f"must be >= 1, got {args.decode_workers}", field="decode-workers")
+    if args.batch_size is None:
+        from ..defaults import STREAM_BATCH_SIZE
+        args.batch_size = STREAM_BATCH_SIZE if args.mode == "throughput" else 1
     paths = collect_images(args.images)
     inspector = inspector_from_args(args)
-    summary = predict_files(inspector, paths, args.out, overlays=not args.no_overlays, progress=not args.quiet)
+    summary = predict_files(inspector, paths, args.out, overlays=not args.no_overlays, progress=not args.quiet,
+                            mode=args.mode, workers=args.decode_workers)
     s = summary.to_json()
     print(f"{s['images']} images: {s['ng']} NG, {s['ok']} OK, {s['errors']} unreadable; segmenter ran on "
           f"{s['segmenter_ran']}, skipped {s['segmenter_skipped']} (classifier said clean); "

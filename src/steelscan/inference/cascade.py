@@ -77,6 +77,20 @@ class InspectionResult:
 
 
 @dataclass
+class ModelOutput:
+    """One image after the models, before post-processing (`Inspector.infer` -> `Inspector.finish`).
+
+    probs: (C, H, W) float32 segmenter probabilities, None when the classifier gated it out.
+    scores: (C,) classifier probabilities, None without a classifier."""
+
+    image_id: str
+    size: tuple[int, int]  # (H, W) px
+    probs: np.ndarray | None
+    scores: np.ndarray | None
+    timings_ms: dict[str, float]
+
+
+@dataclass
 class InspectorStats:
     images: int = 0
     segmented: int = 0
@@ -142,16 +156,21 @@ class Inspector:
 
     def inspect(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[InspectionResult]:
         """images: RGB uint8 (H, W, 3), any sizes. Returns one result per image, in order."""
-        results: list[InspectionResult] = []
+        return [self.finish(out) for out in self.infer(images, image_ids)]
+
+    def infer(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[ModelOutput]:
+        """The model stages only (classifier gate, segmenter), `batch_size` images at a time;
+        `finish` post-processes each output. Split so a stream can post-process one batch on
+        another thread while the models run on the next (`inference.stream`)."""
+        outputs: list[ModelOutput] = []
         for i in range(0, len(images), self.batch_size):
-            results += self._inspect_batch(list(images[i:i + self.batch_size]),
-                                           list(image_ids[i:i + self.batch_size]))
-        return results
+            outputs += self._infer_batch(list(images[i:i + self.batch_size]), list(image_ids[i:i + self.batch_size]))
+        return outputs
 
     def inspect_image(self, image: np.ndarray, image_id: str = "image") -> InspectionResult:
         return self.inspect([image], [image_id])[0]
 
-    def _inspect_batch(self, images: list[np.ndarray], ids: list[str]) -> list[InspectionResult]:
+    def _infer_batch(self, images: list[np.ndarray], ids: list[str]) -> list[ModelOutput]:
         n = len(images)
         arrays = [to_batch_array(im) for im in images]
         timings = [dict() for _ in range(n)]
@@ -177,11 +196,13 @@ class Inspector:
         self.stats.images += n
         self.stats.segmented += len(to_segment)
         self.stats.skipped += n - len(to_segment)
-        return [self._result(ids[j], images[j].shape[:2], probs.get(j),
-                             None if scores is None else scores[j], timings[j]) for j in range(n)]
+        return [ModelOutput(ids[j], tuple(images[j].shape[:2]), probs.get(j),
+                            None if scores is None else scores[j], timings[j]) for j in range(n)]
 
-    def _result(self, image_id: str, size: tuple[int, int], probs: np.ndarray | None,
-                scores: np.ndarray | None, timings: dict) -> InspectionResult:
+    def finish(self, out: ModelOutput) -> InspectionResult:
+        """Post-processing of one image's model output: masks, defects, verdict. Thread-safe
+        (reads only the thresholds and class names)."""
+        image_id, size, probs, scores, timings = out.image_id, out.size, out.probs, out.scores, dict(out.timings_ms)
         t0 = time.perf_counter()
         C = self.thresholds.num_classes
         source = "classifier"

@@ -114,6 +114,22 @@ def component_rle(labels: np.ndarray, k: int, xmin: int, xmax: int) -> str:
     return " ".join(map(str, runs.ravel().tolist()))
 
 
+def component_rles(labels: np.ndarray, n: int) -> list[str]:
+    """Kaggle RLE of each component 1..n of `labels` (H, W), in the full image's frame, from one
+    pass over the label image: the runs of equal labels in column-major order, grouped by label
+    (position order kept). Same strings as `encode_rle(labels == k)` for every k."""
+    flat = labels.T.ravel()
+    bounds = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    starts = np.concatenate(([0], bounds))
+    lengths = np.diff(np.concatenate((starts, [flat.size])))
+    values = flat[starts]
+    order = np.argsort(values, kind="stable")  # by label, runs of one label stay in pixel order
+    starts, lengths, values = starts[order] + 1, lengths[order], values[order]
+    first = np.searchsorted(values, np.arange(1, n + 2))
+    pairs = np.column_stack((starts, lengths))
+    return [" ".join(map(str, pairs[first[k]:first[k + 1]].ravel().tolist())) for k in range(n)]
+
+
 def find_defects(masks: np.ndarray, probs: np.ndarray | None, class_names: list[str]) -> list[Defect]:
     """Split final masks (C, H, W) into defects, ordered by class then position.
 
@@ -129,9 +145,10 @@ def find_defects(masks: np.ndarray, probs: np.ndarray | None, class_names: list[
             scores = ndimage.mean(probs[c].astype(np.float64), labels, index)
         else:
             scores = np.ones(n)
+        rles = component_rles(labels, n)
         for k, sl in enumerate(ndimage.find_objects(labels), start=1):
             ys, xs = sl
             bbox = [ys.start, xs.start, ys.stop - 1, xs.stop - 1]
             defects.append(Defect(c + 1, class_names[c], round(float(scores[k - 1]), 4), int(areas[k - 1]),
-                                  bbox, component_rle(labels, k, xs.start, xs.stop - 1)))
+                                  bbox, rles[k - 1]))
     return defects

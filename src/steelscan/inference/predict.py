@@ -9,6 +9,9 @@
   could not be read (the run carries on).
 - overlays/<image stem>.png: the image with its defects tinted in class colours, legend on top.
 - summary.json: settings, counts (images, NG, errors, segmenter skips) and throughput.
+
+mode "throughput" (default) overlaps decoding, the models and post-processing + overlays
+(`inference.stream`); "latency" inspects one image at a time. Both write the same files.
 """
 
 from __future__ import annotations
@@ -16,10 +19,9 @@ from __future__ import annotations
 import csv
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -29,6 +31,7 @@ from ..images import IMAGE_SUFFIXES, load_image
 from ..errors import ImageError, SteelscanError
 from ..rle import encode_rle
 from .cascade import InspectionResult, Inspector
+from .stream import StreamItem, inspect_stream
 
 SUBMISSION_FILE = "submission.csv"
 RESULTS_FILE = "results.jsonl"
@@ -58,26 +61,6 @@ def collect_images(sources: Sequence[str | Path]) -> list[Path]:
     if not paths:
         raise ImageError("no images given")
     return paths
-
-
-def _load(path: Path) -> np.ndarray | ImageError:
-    try:
-        return load_image(path)
-    except ImageError as e:
-        return e
-
-
-def load_batches(paths: Sequence[Path], batch_size: int, workers: int = 2
-                 ) -> Iterator[list[tuple[Path, np.ndarray | ImageError]]]:
-    """Decode images in background threads, one batch ahead of the caller."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        chunks = [list(paths[i:i + batch_size]) for i in range(0, len(paths), batch_size)]
-        pending = [pool.submit(lambda c=c: [(p, _load(p)) for p in c]) for c in chunks[:2]]
-        for k in range(len(chunks)):
-            batch = pending.pop(0).result()
-            if k + 2 < len(chunks):
-                pending.append(pool.submit(lambda c=chunks[k + 2]: [(p, _load(p)) for p in c]))
-            yield batch
 
 
 def submission_rows(result: InspectionResult, num_classes: int) -> list[tuple[str, str, int]]:
@@ -126,9 +109,11 @@ class PredictionSummary:
 
 def predict_files(inspector: Inspector, paths: Sequence[Path], out_dir: str | Path, *,
                   overlays: bool = True, settings: dict | None = None, progress: bool = True,
-                  workers: int = 2) -> PredictionSummary:
-    """Inspect `paths` in batches and write submission.csv, results.jsonl, overlays/ and
-    summary.json into out_dir (the two tables atomically, when the run completes).
+                  workers: int = 1, mode: str = "throughput") -> PredictionSummary:
+    """Inspect `paths` and write submission.csv, results.jsonl, overlays/ and summary.json into
+    out_dir (the two tables atomically, when the run completes), rows in the order of `paths`.
+    mode: "throughput" (decode `workers` threads ahead, models in batches, post-processing and
+    overlays on another thread) or "latency" (one image at a time, batch 1).
     settings: what summary.json records about the run (default: `inspector.settings`)."""
     from ..overlay import save_png
     from tqdm import tqdm
@@ -140,6 +125,13 @@ def predict_files(inspector: Inspector, paths: Sequence[Path], out_dir: str | Pa
     C = inspector.thresholds.num_classes
     summary = PredictionSummary(settings=dict(inspector.settings if settings is None else settings))
     summary.settings.setdefault("model_info", inspector.model_info)
+    summary.settings["mode"] = mode
+
+    def save_overlay(done: StreamItem[Path]) -> InspectionResult:  # on the post-processing thread
+        if overlays and done.image is not None:
+            save_png(out / OVERLAY_DIR / f"{done.item.stem}.png", overlay_image(done.image, done.result))
+        return done.result
+
     start_stats = inspector.stats.to_json()
     t0 = time.perf_counter()
     bar = tqdm(total=len(paths), unit="img", desc="inspect", disable=not progress, dynamic_ncols=True)
@@ -148,25 +140,16 @@ def predict_files(inspector: Inspector, paths: Sequence[Path], out_dir: str | Pa
             open(res_tmp, "w", encoding="utf-8") as res_f:
         writer = csv.writer(sub_f, lineterminator="\n")
         writer.writerow(SUBMISSION_HEADER)
-        for batch in load_batches(paths, inspector.batch_size, workers):
-            good = [(p, im) for p, im in batch if isinstance(im, np.ndarray)]
-            inspected = iter(inspector.inspect([im for _, im in good], [p.name for p, _ in good]))
-            images = dict((p, im) for p, im in good)
-            for path, image in batch:
-                if isinstance(image, ImageError):
-                    result = InspectionResult.failed(path.name, str(image))
-                    summary.errors += 1
-                else:
-                    result = next(inspected)
-                    summary.ng += result.verdict == "NG"
-                    summary.ok += result.verdict == "OK"
-                    if overlays:
-                        save_png(out / OVERLAY_DIR / f"{path.stem}.png", overlay_image(images[path], result))
-                writer.writerows(submission_rows(result, C))
-                res_f.write(json.dumps(result.to_json()) + "\n")
-                summary.images += 1
-            bar.update(len(batch))
-            bar.set_postfix(ng=summary.ng, skipped=inspector.stats.skipped - start_stats["skipped"])
+        for result in inspect_stream(inspector, paths, load_image, lambda p: p.name, mode=mode,
+                                     finish=save_overlay, decode_workers=workers):
+            summary.errors += result.error is not None
+            summary.ng += result.verdict == "NG"
+            summary.ok += result.verdict == "OK"
+            writer.writerows(submission_rows(result, C))
+            res_f.write(json.dumps(result.to_json()) + "\n")
+            summary.images += 1
+            bar.update(1)
+            bar.set_postfix(ng=summary.ng, skipped=inspector.stats.skipped - start_stats["skipped"], refresh=False)
     bar.close()
     summary.seconds = time.perf_counter() - t0
     summary.segmented = inspector.stats.segmented - start_stats["segmented"]
