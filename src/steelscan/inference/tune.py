@@ -313,9 +313,11 @@ def dataset_items(dataset, ids: Sequence[str], skipped: list[str]) -> Iterable[t
 
 def tune_on_dataset(cascade, dataset, ids: Sequence[str], *, tiling: Tiling = Tiling(), batch_size: int = 8,
                     memory_bytes: int = DEFAULT_MEMORY_BYTES, min_positives: int = DEFAULT_MIN_POSITIVES,
-                    progress: bool = True) -> TuneReport:
+                    min_label_threshold: float = 0.0, progress: bool = True) -> TuneReport:
     """Run `cascade` (steelscan.inference.loading.Cascade) once over the dataset images `ids`,
-    then search thresholds. Raises DatasetError when the data's classes do not match."""
+    then search thresholds (label thresholds from min_label_threshold up: a floor keeps the
+    classifier gating, so the search does not trade it for area filters that drop small
+    defects). Raises DatasetError when the data's classes do not match."""
     from tqdm import tqdm
 
     from ..data.layout import image_size
@@ -339,7 +341,8 @@ def tune_on_dataset(cascade, dataset, ids: Sequence[str], *, tiling: Tiling = Ti
                             cascade.class_names, tiling, batch_size, factor, bar)
     if not cache.probs:
         raise DatasetError("no readable images to tune on", path=dataset.root)
-    report = search(cache, min_positives=min_positives)
+    report = search(cache, min_positives=min_positives,
+                    label_grid=tuple(t for t in LABEL_GRID if t >= min_label_threshold - 1e-9) or LABEL_GRID[-1:])
     if skipped:
         report.warnings.append(f"{len(skipped)} unreadable image(s) skipped, e.g. {skipped[0]}")
     if len(cache.probs) < 50:
