@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast demo bench browser clean
+.PHONY: setup test test-fast demo bench browser postgres clean
 
 setup: $(STAMP)
 
@@ -15,14 +15,21 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-# Headless Chromium for the web-page test (Debian packages); skipped quietly where apt is absent.
+# Headless Chromium for the web-page test (Debian packages); without it the test skips, or fails under CI=true.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
 	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1) \
-	  || echo "note: chromium not installed; browser tests will be skipped"; }
+	  || echo "note: chromium not installed; the browser test will skip (and fail under CI=true)"; }
+
+# PostgreSQL 15 server binaries for the database tests (they start their own server on a temp dir and
+# port, never a shared one); skipped quietly where apt is absent (the tests then skip, or fail under CI=true).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null 2>&1) \
+	  || echo "note: PostgreSQL not installed; PostgreSQL tests will be skipped"; }
 
 # Two test processes, one thread each: more threads than cores makes OpenMP spin, not work.
-test: setup browser
+test: setup browser postgres
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --timeout 900 tests
 
 test-fast: setup

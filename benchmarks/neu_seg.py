@@ -32,10 +32,10 @@ PUBLISHED = [  # Sime et al., Multimedia Tools and Applications 2024, NEU-Seg st
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from steelscan.data.layout import load_image, open_dataset
-    from steelscan.export.bundle import load_bundle
-    from steelscan.inference.cascade import Inspector
+    from steelscan.data.layout import open_dataset
+    from steelscan.images import load_image
     from steelscan.metrics import score_pairs
+    from steelscan.runtime import build_inspector, read_manifest, resolve_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="neu-seg")
@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", default=str(ROOT / "benchmarks" / "neu_seg.md"))
     args = ap.parse_args(argv)
 
-    classifier, segmenter, thresholds, manifest = load_bundle(args.model, engine=args.engine,
-                                                              precision=args.precision, threads=args.threads)
+    inspector = build_inspector(args.model, engine=args.engine, precision=args.precision, threads=args.threads,
+                                batch_size=16)
+    manifest, thresholds = read_manifest(resolve_model(args.model)), inspector.thresholds
     data = open_dataset(args.data)
     if args.split:
         ids = [line.strip() for line in Path(args.split).read_text().splitlines() if line.strip()]
@@ -61,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: {len(missing)} split ids are not in {args.data} (e.g. {missing[0]})", file=sys.stderr)
         return 2
-    inspector = Inspector(classifier, segmenter, thresholds, batch_size=16)
     C = thresholds.num_classes
     preds, truths = [], []
     for start in tqdm(range(0, len(ids), 64), desc="neu-seg", unit="batch"):

@@ -28,7 +28,8 @@ from steelscan.atomic import write_json, write_text  # noqa: E402
 from steelscan.models import build_model  # noqa: E402
 from steelscan.training.config import TrainConfig  # noqa: E402
 from steelscan.training.losses import ClassificationLoss, SegmentationLoss  # noqa: E402
-from steelscan.training.trainer import cpu_supports_bf16, param_groups  # noqa: E402
+from steelscan.training.machine import cpu_supports_bf16  # noqa: E402
+from steelscan.training.trainer import param_groups  # noqa: E402
 
 CROP = (256, 400)
 MODELS = {

@@ -99,3 +99,20 @@ def test_cli_writes_json_and_markdown_with_dice(tiny_bundle, tmp_path, capsys):
     assert all(0.0 <= r["kaggle_dice"] <= 1.0 for r in ours)
     assert "Speed-up of our cascade" in (tmp_path / "b.md").read_text()
     assert "frames/s needed" in capsys.readouterr().out
+
+
+def test_a_failing_row_stops_the_run_with_its_name(tiny_bundle, tmp_path, capsys):
+    """A broken engine is not skipped in silence: the run stops with one line naming the row."""
+    import shutil
+
+    from steelscan.benchmark import BenchmarkError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    (broken / "segmenter.onnx").write_bytes(b"not an onnx graph")
+    with pytest.raises(BenchmarkError, match=r"row 'onnx' failed: .*segmenter\.onnx.*cannot load ONNX graph"):
+        run_benchmark(broken, frames=1, warmup=0, size=(32, 128), threads=1, engines=(("onnx", "fp32"),))
+    code = main(["benchmark", "--model", str(broken), "--frames", "1", "--warmup", "0", "--size", "32", "128",
+                 "--threads", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("steelscan benchmark: error: row 'onnx' failed:")

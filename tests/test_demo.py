@@ -72,7 +72,7 @@ def _parse(line: str):
 def test_printed_commands_are_valid_and_train_the_same_models(tmp_path):
     """Every command the demo prints parses, and `steelscan train` with the printed flags builds
     exactly the TrainConfig the demo trains with."""
-    from steelscan.cli.train import SETTINGS
+    from steelscan.cli.train import setting_flags
     from steelscan.training import load_config
 
     cfg = DemoConfig(out=str(tmp_path / "d"), seed=3, threads=1, seg_epochs=7, cls_lr=2e-4)
@@ -85,10 +85,10 @@ def test_printed_commands_are_valid_and_train_the_same_models(tmp_path):
         (line,) = commands[kind]
         args = _parse(line)
         assert args.kind == kind and args.overwrite
-        from_shell = load_config(kind, None, {k: getattr(args, k) for k in SETTINGS})
+        from_shell = load_config(kind, None, {name: getattr(args, name) for name, *_ in setting_flags()})
         assert from_shell == load_config(kind, None, cfg.train_settings(kind))
         assert from_shell.threads == 1 and from_shell.seed == 3
-    assert _parse(commands["segmenter"][0]).epochs == 7
+    assert int(_parse(commands["segmenter"][0]).epochs) == 7
     data_seeds = [_parse(line).seed for line in commands["data"]]
     assert data_seeds == [3, 4, 5]                       # train, tune and test frames all differ
 

@@ -130,3 +130,19 @@ def test_cli_refuses_missing_predictions(tmp_path, folders, capsys):
     assert main(["evaluate", "--pred", str(tmp_path / "nowhere"), "--data", str(data)]) == 2
     assert "submission.csv" in capsys.readouterr().err
     assert main(["evaluate", "--data", str(data)]) == 2
+
+
+def test_report_escapes_what_it_shows(folders, tmp_path):
+    """The page comes from a Jinja2 template with autoescape on: names, notes and settings are text."""
+    data, out, *_ = folders
+    ev = evaluate_predictions(out, data)
+    ev.class_names[0] = "pits <b>"
+    ev.notes.append("<script>alert(1)</script>")
+    ev.settings = {"model": "a&b", "thresholds": {"classes": [{"name": "<i>", "label_threshold": 0.5,
+                                                              "pixel_threshold": 0.25, "min_component": 7,
+                                                              "min_area": 30}]}}
+    page = write_report(ev, tmp_path / "r.html", title="<T>", source="x<y").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<title>&lt;T&gt;</title>" in page
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "pits &lt;b&gt;" in page and "<b>pits" not in page and "a&amp;b" in page and "x&lt;y" in page
+    assert "<td>&lt;i&gt;</td><td>0.50</td><td>0.25</td><td>7</td><td>30</td>" in page

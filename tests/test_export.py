@@ -14,11 +14,12 @@ from steelscan.cli import main
 from steelscan.data.layout import KaggleLayoutWriter
 from steelscan.data.synth import generate_image, image_rng
 from steelscan.errors import ModelError
-from steelscan.export import OnnxRunner, load_bundle, resolve_model, write_bundle
+from steelscan.export import write_bundle
 from steelscan.export.exporter import ParityError, export_bundle
 from steelscan.export.parity import MIN_MASK_DICE
 from steelscan.inference.cascade import Inspector, to_batch_array
 from steelscan.models import build_model, save_run_weights
+from steelscan.runtime import OnnxRunner, build_inspector, load_bundle, resolve_model
 
 SIZE = (64, 256)
 
@@ -173,3 +174,14 @@ def test_write_bundle_checks_kinds(runs, tmp_path):
     assert manifest["classifier"] is None
     c, s, thr, _ = load_bundle(tmp_path / "b")
     assert c is None and thr.num_classes == 4
+
+
+def test_engine_auto_picks_the_fastest_graph_the_bundle_has(bundle, tmp_path):
+    out, manifest = bundle
+    fast = build_inspector(out, engine="auto", threads=1)
+    assert fast.settings["engine"] == "onnx-int8" and isinstance(fast.segmenter, OnnxRunner)
+    assert fast.segmenter.path.name == "segmenter.int8.onnx" and fast.classifier.num_classes == 4
+    assert fast.model_info == {"name": "tiny", "version": manifest["version"], "sha256": manifest["sha256"]}
+    torch_only = tmp_path / "torch_only"
+    write_bundle(torch_only, None, _seg_run(bundle))
+    assert build_inspector(torch_only, engine="auto").settings["engine"] == "torch"

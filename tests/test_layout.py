@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from steelscan.data.layout import (KaggleLayoutWriter, decode_image_bytes, decode_masks, image_size, load_image,
-                                   open_dataset, read_label_table)
+                                   open_dataset, read_label_table, write_labels_csv)
 from steelscan.errors import DatasetError, ImageError, RLEError
 from steelscan.rle import encode_rle
 
@@ -251,3 +251,14 @@ def test_real_png_decodes(shared_data):
     assert img.shape == (256, 1600, 3)
     buf = io.BytesIO(multi[0].path.read_bytes())
     assert np.array_equal(decode_image_bytes(buf.getvalue()), img)
+
+
+def test_write_labels_csv_writes_positives_only_and_reads_back(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("old contents\n")
+    rows = [("a.png", 2, "1 3"), ("a.png", 1, ""), ("b.png", 4, "5 2 9 1")]
+    assert write_labels_csv(path, rows) == path
+    assert path.read_text() == "ImageId,ClassId,EncodedPixels\na.png,2,1 3\nb.png,4,5 2 9 1\n"
+    table = read_label_table(path)
+    assert table.format == "current" and table.by_image() == {"a.png": {2: "1 3"}, "b.png": {4: "5 2 9 1"}}
+    assert [p.name for p in tmp_path.iterdir()] == ["train.csv"]  # no temporary file left behind

@@ -21,7 +21,9 @@ from steelscan.models.pretrained import (efficientnet_lite0_imagenet_state_dict,
                                          torchvision_cache_path)
 from steelscan.models.resunet import ResidualBlock
 
-torch.set_num_threads(2)
+# No torch.set_num_threads here: the test runner's OMP_NUM_THREADS=1 holds (one thread per
+# pytest worker). Two threads per worker on a 2-core machine made OpenMP spin, not work: the
+# overfit test took 205 s beside another worker instead of 7 s.
 
 
 def tiny_resunet(**kw) -> ResUNet:
@@ -88,27 +90,34 @@ def test_resunet_skips_are_concatenated(monkeypatch):
 
 
 def test_small_resunet_overfits_one_batch():
-    # base width 8: at width 4 a class's few last-layer features can all die (ReLU)
+    # Two frames holding a bright square (class 1) and a bright line (class 3) of the same
+    # brightness: only spatial context tells them apart, so random features under a trained head
+    # (Dice <= 0.97 here) or a decoder that lost its skips (Dice ~0) fail; the model reaches >= 0.99
+    # by step 40 on every seed tried. Base width 8: at width 4 a class's few last-layer features can
+    # all die (ReLU).
     model = tiny_resunet(base_width=8)
-    x = 0.3 + 0.3 * torch.rand(2, 3, 32, 48)
+    x = 0.3 + 0.2 * torch.rand(2, 3, 32, 48, generator=torch.Generator().manual_seed(0))
     target = torch.zeros(2, 4, 32, 48)
-    x[0, :, 4:20, 8:32] = 0.95           # a bright patch -> class 1
-    target[0, 0, 4:20, 8:32] = 1
-    x[1, :, 16:30, 20:44] = 0.05         # a dark patch, near the corner -> class 3
-    target[1, 2, 16:30, 20:44] = 1
+    for i, ((y, x0), (ly, lx)) in enumerate([((4, 6), (24, 4)), ((16, 30), (6, 14))]):
+        x[i, :, y:y + 10, x0:x0 + 10] = 0.9
+        target[i, 0, y:y + 10, x0:x0 + 10] = 1
+        x[i, :, ly:ly + 2, lx:lx + 28] = 0.9
+        target[i, 2, ly:ly + 2, lx:lx + 28] = 1
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(60):
+    for _ in range(40):
         opt.zero_grad()
         loss = F.binary_cross_entropy_with_logits(model(x), target)
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.1 * losses[0]
-    with torch.no_grad():  # batch statistics still: the running ones lag behind 60 steps
+    assert losses[-1] < 0.2 * losses[0]
+    with torch.no_grad():  # batch statistics still: the running ones lag behind 40 steps
         pred = model(x) > 0
-    dice = 2 * (pred & (target > 0)).sum() / (pred.sum() + target.sum())
-    assert dice > 0.9
+    truth = target > 0
+    for c in (0, 2):
+        dice = 2 * (pred[:, c] & truth[:, c]).sum() / (pred[:, c].sum() + truth[:, c].sum())
+        assert dice > 0.98, (c, float(dice))
 
 
 # --- classifier -----------------------------------------------------------------------------

@@ -8,13 +8,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from steelscan.atomic import write_json
 from steelscan.cli import main
 from steelscan.rle import decode_rle
-
-torch = pytest.importorskip("torch")
 
 
 def make_run(run_dir, kind, num_classes=3, in_channels=3, val_ids=None):
@@ -139,9 +138,10 @@ def test_bad_input_stops_with_one_line_before_any_work(runs, images, tmp_path, c
 
 
 def test_predict_from_a_bundle(runs, images, tmp_path):
-    bundle = pytest.importorskip("steelscan.export.bundle")
+    from steelscan.export import write_bundle
+
     model_dir = tmp_path / "bundle"
-    bundle.write_bundle(model_dir, runs["cls"], runs["seg"], None, "tiny")
+    write_bundle(model_dir, runs["cls"], runs["seg"], None, "tiny")
     out = tmp_path / "out"
     assert main(["predict", "--model", str(model_dir), "--images", str(images / "frame_0.png"),
                  "--out", str(out), "--quiet", "--no-overlays"]) == 0

@@ -1,5 +1,6 @@
 """The web page in a real headless browser (Debian chromium + chromedriver via selenium):
-upload a frame through the file input, wait for the verdict and the defect table."""
+upload a frame through the file input, wait for the verdict and the defect table.
+Without chromium + chromedriver it skips with the reason, and fails under CI=true."""
 
 from __future__ import annotations
 
@@ -8,24 +9,21 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DarkSpotSegmenter
+from conftest import DarkSpotSegmenter, require
 from steelscan.inference.cascade import Inspector
 from steelscan.inference.thresholds import Thresholds
 from steelscan.service.app import create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                       reason="headless browser test needs chromium + chromedriver on PATH (`make browser`)"),
-]
+pytestmark = pytest.mark.browser
 
 
 def free_port() -> int:
@@ -34,12 +32,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
+@contextmanager
+def serving(app):
+    """The app under uvicorn on a free loopback port; yields its base URL."""
     import uvicorn
 
-    inspector = Inspector(None, DarkSpotSegmenter(bright_class_1=True), Thresholds.defaults(4), batch_size=1)
-    app = create_app(inspector=inspector, db_path=tmp_path / "db.sqlite", model_name="dark-spot")
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -48,13 +45,24 @@ def server(tmp_path):
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(tmp_path):
+    inspector = Inspector(None, DarkSpotSegmenter(bright_class_1=True), Thresholds.defaults(4), batch_size=1)
+    with serving(create_app(inspector=inspector, db_path=tmp_path / "db.sqlite", model_name="dark-spot")) as url:
+        yield url
 
 
 @pytest.fixture
 def browser():
+    require(bool(CHROMIUM and CHROMEDRIVER),
+            "the headless browser test needs chromium + chromedriver on PATH (`make browser`)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -68,7 +76,7 @@ def browser():
     driver.quit()
 
 
-def test_upload_shows_verdict_overlay_table_and_history(server, browser, tmp_path):
+def test_upload_shows_verdict_overlay_table_and_history(browser, server, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -98,3 +106,18 @@ def test_upload_shows_verdict_overlay_table_and_history(server, browser, tmp_pat
     shot = Path(os.environ.get("STEELSCAN_SCREENSHOT", tmp_path / "service_page.png"))
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+
+def test_page_without_a_model_says_so_and_shows_the_503(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    path = tmp_path / "frame.png"
+    Image.fromarray(np.full((32, 64, 3), 140, np.uint8)).save(path)
+    with serving(create_app(db_path=tmp_path / "db.sqlite")) as url:
+        browser.get(url + "/")
+        wait = WebDriverWait(browser, 30)
+        wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "no model loaded"))
+        browser.find_element(By.ID, "file").send_keys(str(path))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "verdict"), "error 503: no model loaded"))

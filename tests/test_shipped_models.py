@@ -20,11 +20,10 @@ BUNDLE = REPO / "models" / "neu-seg"
 def neu_inspector():
     if not (BUNDLE / "manifest.json").is_file():
         pytest.skip("models/neu-seg is not in this checkout")
-    from steelscan.export.bundle import load_bundle
-    from steelscan.inference.cascade import Inspector
+    from steelscan.runtime import build_inspector, read_manifest
 
-    classifier, segmenter, thresholds, manifest = load_bundle("neu-seg", engine="torch", precision="fp32")
-    return Inspector(classifier, segmenter, thresholds, batch_size=8), manifest
+    inspector = build_inspector("neu-seg", engine="torch", precision="fp32", batch_size=8)
+    return inspector, read_manifest(BUNDLE)
 
 
 def test_shipped_model_resolves_by_name_and_describes_itself(neu_inspector):
@@ -51,3 +50,16 @@ def test_shipped_model_segments_held_out_real_images(neu_inspector, shared_data)
     scores = score_pairs(np.stack([r.masks for r in results]), np.stack(truths))
     assert scores["kaggle_dice"] > 0.85, json.dumps(scores)
     assert all(r.verdict == "NG" for r in results if r.defects) and any(r.defects for r in results)
+
+
+def test_shipped_model_identity_for_a_manifest_without_sha256(neu_inspector):
+    """models/neu-seg predates manifest "version"/"sha256": it loads, and its sha256 is
+    computed by the documented recipe (sha256sum segmenter.safetensors thresholds.json | sha256sum)."""
+    import hashlib
+
+    inspector, manifest = neu_inspector
+    listing = "".join(f"{hashlib.sha256((BUNDLE / name).read_bytes()).hexdigest()}  {name}\n"
+                      for name in ("segmenter.safetensors", "thresholds.json"))
+    assert inspector.model_info == {"name": "neu-seg", "version": manifest.get("version"),
+                                    "sha256": hashlib.sha256(listing.encode()).hexdigest()}
+    assert inspector.settings["engine"] == "torch" and inspector.settings["bundle"] == "neu-seg"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from steelscan.inference.cascade import Inspector
 from steelscan.inference.thresholds import Thresholds
@@ -101,7 +102,6 @@ def test_classifier_score_of_a_strip_is_the_max_over_tiles():
 
 
 def test_conv_net_stitching_has_no_seam():
-    torch = pytest.importorskip("torch")
     from steelscan.inference.runners import TorchRunner
 
     torch.manual_seed(0)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +19,14 @@ from safetensors.torch import load_file, save_file
 from steelscan.cli import main as cli_main
 from steelscan.data.layout import KaggleLayoutWriter, open_dataset
 from steelscan.errors import ConfigError
-from steelscan.training import load_config, resume, train
+from steelscan.training import Callback, TrainConfig, load_config, resume, train
 from steelscan.training.augment import Augment, sample_rng
 from steelscan.training.dataset import DefectDataset, EpochSampler, class_balance_weights, scan_images
-from steelscan.training.trainer import HANG_AT_STEP, RANK_DIGEST_DIR, lr_factor, weights_digest
+from steelscan.training.machine import seed_everything
+from steelscan.training.trainer import lr_factor, weights_digest
 
 REPO = Path(__file__).resolve().parents[1]
-STEELSCAN = str(Path(sys.executable).parent / "steelscan")
+ENTRY = Path(__file__).resolve().parent / "train_entry.py"   # `steelscan train` + fault-injection callbacks
 H, W = 64, 128
 
 
@@ -81,10 +82,16 @@ def test_config_precedence_defaults_yaml_flags(tmp_path):
     assert (cfg.epochs, cfg.lr, cfg.crop, cfg.balance) == (7, 0.5, (128, 200), False)
 
 
-@pytest.mark.parametrize("kind", ["classifier", "segmenter"])
-def test_shipped_recipes_load(kind):
-    cfg = load_config(kind, REPO / "configs" / f"severstal_{kind}.yaml")
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+def test_shipped_recipes_load(recipe):
+    kind = "classifier" if "classifier" in recipe else "segmenter"
+    cfg = load_config(kind, REPO / "configs" / recipe)
     assert cfg.kind == kind and cfg.epochs > 1
+    if recipe == "neu_seg.yaml":  # the recipe of models/neu-seg: the same settings as its manifest
+        manifest = json.loads((REPO / "models" / "neu-seg" / "manifest.json").read_text())
+        shipped = manifest["segmenter"]["config"]["train"]
+        differ = {k for k, v in cfg.to_dict().items() if shipped[k] != v}
+        assert differ == {"epochs", "threads"}  # resumed to 12 epochs; trained with --threads 1
 
 
 @pytest.mark.parametrize("text, field", [("epoch: 3\n", "epoch"), ("lr: fast\n", "lr"),
@@ -98,6 +105,81 @@ def test_config_errors_name_file_and_key(tmp_path, text, field):
     assert e.value.field == field and str(y) in str(e.value)
 
 
+def test_config_errors_name_the_field_and_where_the_value_came_from(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("epochs: 5\nstrategy: freeze\n")
+    with pytest.raises(ConfigError) as e:
+        load_config("segmenter", y, {"batch_size": 0})
+    assert e.value.field == "batch_size" and e.value.path == "command line"
+    assert "greater than 0" in str(e.value) and "got 0" in str(e.value) and "\n" not in str(e.value)
+    y.write_text("epochs: true\n")                         # a yes/no where a number belongs
+    with pytest.raises(ConfigError) as e:
+        load_config("segmenter", y)
+    assert e.value.field == "epochs" and e.value.path == y
+    with pytest.raises(ConfigError) as e:                     # settings that do not fit together
+        load_config("classifier", None, {"strategy": "freeze"})
+    assert e.value.field == "strategy" and "pretrained weights" in str(e.value)
+    # the same flag can repair what the file got wrong; values keep their types
+    y.write_text("lr: 1e-3\ncrop: [128, 200]\nbalance: 'no'\n")  # YAML reads 1e-3 as a string
+    cfg = load_config("segmenter", y, {"crop": "64x96"})
+    assert (cfg.lr, cfg.crop, cfg.balance) == (0.001, (64, 96), False)
+    assert TrainConfig.model_validate(cfg.to_dict()) == cfg and cfg.to_dict()["crop"] == [64, 96]
+
+
+# The "train" section of a config.json written before input_scale existed (steelscan 0.1, d7b03dc).
+OLD_RUN_TRAIN = {
+    "kind": "segmenter", "arch": "resunet", "backbone": "efficientnet_lite0", "base_width": 4,
+    "weights": "none", "strategy": "finetune", "warmup_frozen_epochs": 0, "backbone_lr_scale": 1.0,
+    "epochs": 8, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0001, "warmup_epochs": 1.0,
+    "min_lr_ratio": 0.01, "clip_grad_norm": 0.0, "max_steps_per_epoch": 0, "patience": 0, "crop": [48, 96],
+    "defect_crop_prob": 0.6, "hflip": 0.5, "vflip": 0.5, "brightness": 0.1, "contrast": 0.1, "shift": 8,
+    "balance": True, "val_fraction": 0.25, "dice_weight": 1.0, "max_pos_weight": 10.0, "threshold": 0.5,
+    "device": "auto", "precision": "auto", "channels_last": True, "workers": 0, "threads": 1, "seed": 0}
+
+
+def test_shipped_model_and_old_runs_still_load(seg_run, tmp_path):
+    from steelscan.inference.thresholds import load_thresholds
+    from steelscan.training.config import from_dict
+    bundle = REPO / "models" / "neu-seg"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    saved = manifest["segmenter"]["config"]["train"]
+    cfg = from_dict(saved, where=bundle / "manifest.json")
+    assert cfg.to_dict() == saved                             # read back exactly as written
+    assert (cfg.arch, cfg.backbone, cfg.epochs, cfg.crop) == ("smp_unet", "efficientnet_lite0", 12, None)
+    assert cfg.model_spec(3) == manifest["segmenter"]["config"]["model"]
+    t = load_thresholds(bundle / "thresholds.json", 3, manifest["class_names"])
+    assert t.class_names == ["Inclusions", "Patches", "Scratches"]
+    assert [(c.pixel_threshold, c.min_component, c.min_area) for c in t.classes] == [
+        (0.35, 32, 256), (0.8, 16, 0), (0.7, 16, 128)]
+    # an old run folder (no input_scale yet) resumes: the new setting takes its default
+    assert from_dict(OLD_RUN_TRAIN).input_scale == 1.0
+    run = tmp_path / "old"
+    shutil.copytree(seg_run[0], run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "train": OLD_RUN_TRAIN}))
+    assert resume(run, {"batch_size": 4, "epochs": 8})["epochs_run"] == 8  # complete: nothing to do
+    (run / "config.json").write_text(json.dumps({**config, "train": {**OLD_RUN_TRAIN, "hflip": 3}}))
+    with pytest.raises(ConfigError) as e:
+        resume(run)
+    assert e.value.field == "hflip" and str(e.value.path).endswith("config.json")
+
+
+def test_resume_refuses_only_a_changed_value(seg_run, capsys):
+    run, _ = seg_run
+    same = {"batch_size": 4, "crop": "48x96", "lr": 1e-2, "base_width": 4, "seed": None}
+    assert resume(run, same)["epochs_run"] == 8               # same values as the run: fine
+    assert "run already complete" in capsys.readouterr().err
+    with pytest.raises(ConfigError) as e:
+        resume(run, {**same, "crop": "64x96"})
+    assert e.value.field == "crop" and "from 48x96 to 64x96" in str(e.value)
+    argv = ["train", "segmenter", "--out", str(run), "--resume", "--batch-size", "4", "--crop", "48x96",
+            "--epochs", "8"]
+    assert cli_main(argv) == 0
+    assert cli_main([*argv, "--batch-size", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "cannot change batch_size from 4 to 2" in err and "Traceback" not in err
+
+
 def test_cli_bad_input_is_one_line(tmp_path, toy, capsys):
     y = tmp_path / "bad.yaml"
     y.write_text("learning_rate: 0.1\n")
@@ -108,6 +190,10 @@ def test_cli_bad_input_is_one_line(tmp_path, toy, capsys):
              (["train", "segmenter", "--data", str(empty), "--out", str(tmp_path / "r")], "no images"),
              (["train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "r"), "--config", str(y)],
               "learning_rate"),
+             (["train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "r"), "--batch-size", "0"],
+              "command line [batch_size]: input should be greater than 0"),
+             (["train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "r"), "--balance", "maybe"],
+              "command line [balance]: input should be a valid boolean"),
              (["train", "segmenter", "--out", str(tmp_path / "none"), "--resume"], "no run to resume")]
     for argv, expected in cases:
         assert cli_main(argv) == 2
@@ -176,6 +262,27 @@ def test_garbage_image_in_data_is_reported_and_training_goes_on(tmp_path, capsys
     assert config["data"]["skipped_unreadable"] == ["zz_corrupt.jpg"] and summary["epochs_run"] == 1
 
 
+def test_callbacks_see_every_step_and_epoch(toy, tmp_path):
+    class Recorder(Callback):
+        def __init__(self):
+            self.steps, self.rows, self.ends = [], [], 0
+
+        def on_step_end(self, run):
+            self.steps.append((run.progress.epoch, run.progress.step))
+
+        def on_epoch_end(self, run, row):
+            assert (run.run_dir / "state" / "state.json").is_file()  # called after the epoch is saved
+            self.rows.append(row)
+
+        def on_fit_end(self, run):
+            self.ends += 1
+
+    rec = Recorder()
+    summary = train(quick(epochs=2, max_steps_per_epoch=2), toy, tmp_path / "run", callbacks=[rec])
+    assert rec.steps == [(1, 1), (1, 2), (2, 3), (2, 4)] and rec.ends == 1
+    assert [r["epoch"] for r in rec.rows] == [1, 2] and rec.rows[-1] == summary["last"]
+
+
 # ----------------------------------------------------------------------------- the loop
 
 def test_lr_schedule_warms_up_then_decays():
@@ -216,28 +323,27 @@ def test_run_folder_tells_its_story(seg_run, toy):
         train(quick(), toy, run)
 
 
-@pytest.mark.slow
 def test_resume_after_hard_kill_reproduces_uninterrupted_run(toy, tmp_path):
     flags = ["--epochs", "3", "--batch-size", "4", "--crop", "48x96", "--base-width", "4", "--workers", "0",
              "--threads", "1", "--max-steps-per-epoch", "3", "--val-fraction", "0.25", "--patience", "0"]
     ref = tmp_path / "ref"
     killed = tmp_path / "killed"
-    env = {**os.environ, HANG_AT_STEP: "5"}                   # stall mid-epoch 2 (3 steps per epoch)
-    proc = subprocess.Popen([STEELSCAN, "train", "segmenter", "--data", str(toy), "--out", str(killed), *flags],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # stall mid-epoch 2 (3 steps per epoch), through the test-side entry script's callback
+    proc = subprocess.Popen([sys.executable, str(ENTRY), "--hang-at-step", "5", "segmenter", "--data", str(toy),
+                             "--out", str(killed), *flags], env=entry_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        run_cli(["train", "segmenter", "--data", str(toy), "--out", str(ref), *flags])  # meanwhile
-        deadline = time.time() + 120
-        while not (killed / "state" / "state.json").exists():
-            assert proc.poll() is None and time.time() < deadline, "first epoch never checkpointed"
-            time.sleep(0.2)
-        time.sleep(0.5)
+        assert cli_main(["train", "segmenter", "--data", str(toy), "--out", str(ref), *flags]) == 0  # meanwhile
+        hung = any("hanging at step 5" in line for line in proc.stderr)  # the hook announces itself
+        assert hung, "the run ended before it reached step 5"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stderr.close()
     state = json.loads((killed / "state" / "state.json").read_text())
     assert state["epoch"] == 1 and state["step"] == 3
-    run_cli(["train", "segmenter", "--out", str(killed), "--resume"])
+    # resuming with the same flags as the first run is fine: only a changed value is refused
+    assert cli_main(["train", "segmenter", "--out", str(killed), "--resume", *flags]) == 0
     a, b = load_file(str(ref / "last.safetensors")), load_file(str(killed / "last.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     ref_rows = (ref / "metrics.csv").read_text().splitlines()
@@ -247,19 +353,22 @@ def test_resume_after_hard_kill_reproduces_uninterrupted_run(toy, tmp_path):
     assert strip(got_rows) == strip(ref_rows)
 
 
-def run_cli(args: list[str], env: dict | None = None) -> None:
-    res = subprocess.run([STEELSCAN, *args], capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
+def entry_env(**extra: str) -> dict:
+    """The environment of a subprocess that must import this very steelscan package."""
+    import steelscan
+    src = str(Path(steelscan.__file__).resolve().parents[1])
+    path = [src, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path), **extra}
 
 
 def test_two_process_data_parallel_ranks_end_identical(toy, tmp_path):
     digests = tmp_path / "digests"
-    env = {**os.environ, RANK_DIGEST_DIR: str(digests), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", STEELSCAN,
-           "train", "segmenter", "--data", str(toy), "--out", str(tmp_path / "ddp"), "--epochs", "1",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ENTRY),
+           "--rank-digest-dir", str(digests),
+           "segmenter", "--data", str(toy), "--out", str(tmp_path / "ddp"), "--epochs", "1",
            "--batch-size", "2", "--crop", "48x96", "--base-width", "4", "--workers", "0", "--threads", "1",
            "--max-steps-per-epoch", "3", "--val-fraction", "0.25"]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=entry_env(OMP_NUM_THREADS="1"), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     d0, d1 = (digests / "rank0.txt").read_text(), (digests / "rank1.txt").read_text()
     assert d0 == d1
@@ -269,17 +378,25 @@ def test_two_process_data_parallel_ranks_end_identical(toy, tmp_path):
     assert config["run"]["world_size"] == 2
     # the ranks did train: weights moved away from the seeded initial model
     from steelscan.models import build_model
-    from steelscan.training.trainer import seed_everything
     seed_everything(0)
     init = build_model(config["model"]).state_dict()
     assert any(not torch.equal(init[k], saved[k]) for k in saved)
+
+
+def test_no_test_switches_in_the_library():
+    """Fault injection lives in tests/train_entry.py, as callbacks: nothing in src reads a test
+    variable from the environment."""
+    import steelscan
+    package = Path(steelscan.__file__).parent
+    offenders = [p.relative_to(package) for p in package.rglob("*.py")
+                 if "STEELSCAN_TEST" in p.read_text(encoding="utf-8")]
+    assert offenders == []
 
 
 # ----------------------------------------------------------------------------- classifier
 
 def test_classifier_freeze_trains_head_only_and_finetune_unfreezes(toy, tmp_path):
     from steelscan.models import build_model
-    seed_everything = __import__("steelscan.training.trainer", fromlist=["x"]).seed_everything
     pretrained = tmp_path / "backbone.safetensors"
     torch.manual_seed(123)
     source = build_model({"kind": "classifier", "arch": "resnet18", "num_classes": 4, "weights": "none"})

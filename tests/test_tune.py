@@ -116,6 +116,7 @@ def test_min_label_threshold_keeps_the_classifier_gating(tmp_path):
 
     from steelscan.data.layout import open_dataset
     from steelscan.data.synth import synthesize_dataset
+    from steelscan.inference.tiling import Tiling
     from steelscan.inference.tune import tune_on_dataset
 
     data = open_dataset(synthesize_dataset(tmp_path / "d", 16, seed=2, height=32, width=96, progress=False))
@@ -126,7 +127,7 @@ def test_min_label_threshold_keeps_the_classifier_gating(tmp_path):
 
     cascade = SimpleNamespace(
         classifier=lambda b: np.full((len(b), 4), 0.35, np.float32),    # under the default 0.5: gated out
-        segmenter=perfect_segmenter, class_names=data.class_names,
+        segmenter=perfect_segmenter, class_names=data.class_names, tiling=Tiling(), batch_size=8,
         thresholds=Thresholds.defaults(4, data.class_names))
     ids = [r.image_id for r in data.records]
 

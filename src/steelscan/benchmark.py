@@ -21,14 +21,17 @@ import platform
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-FRAME_SIZE = (256, 1600)  # (H, W) of a Severstal frame, pixels
-FRAME_LENGTH_PX = 256  # frame extent along the strip, pixels
+from .defaults import FRAME_HEIGHT, FRAME_SIZE, FRAME_WIDTH
+from .errors import SteelscanError
+
+FRAME_LENGTH_PX = FRAME_HEIGHT  # frame extent along the strip, pixels
 SEVERSTAL_DEFECT_RATE = 0.53  # 6,666 of 12,568 train images carry a defect
 STRIP_SPEEDS_M_S = (5.0, 10.0, 20.0)
 PIXEL_SIZES_MM = (1.0, 0.5, 0.25)
@@ -38,6 +41,24 @@ DICE_TOLERANCE = 0.005  # an engine's cascade may lose at most this much Kaggle 
 BASELINE_SPEC = {"kind": "segmenter", "arch": "smp_unet", "encoder": "resnet34", "num_classes": 4,
                  "in_channels": 3, "weights": "none"}
 ENGINES = (("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx-int8", "int8"))
+
+
+class BenchmarkError(SteelscanError):
+    """A benchmark row that could not be measured; the message names the row and why."""
+
+
+@contextmanager
+def naming_row(label: str) -> Iterator[None]:
+    """Turn any failure inside a row into a BenchmarkError that names the row: the run stops
+    with one line (`steelscan benchmark: error: row 'onnx': ...`) instead of a silent gap."""
+    try:
+        yield
+    except BenchmarkError:
+        raise
+    except SteelscanError as e:
+        raise BenchmarkError(f"row {label!r} failed: {e}") from e
+    except Exception as e:  # torch / onnxruntime errors: typed here, with the row's name
+        raise BenchmarkError(f"row {label!r} failed: {e.__class__.__name__}: {e}") from e
 
 
 @dataclass
@@ -154,7 +175,8 @@ def kaggle_dice_on(classifier, segmenter, thresholds, data) -> float:
 
 
 def load_dice_data(root: str | Path, limit: int | None) -> tuple[list[np.ndarray], np.ndarray]:
-    from .data.layout import load_image, open_dataset
+    from .data.layout import open_dataset
+    from .images import load_image
 
     ds = open_dataset(root)
     records = ds.records[:limit] if limit else ds.records
@@ -223,10 +245,11 @@ def run_benchmark(model: str | Path | None = None, frames: int = DEFAULT_FRAMES,
     """Time every row (see module doc) and return the full result as a JSON-able dict."""
     import torch
 
-    from .export.bundle import load_bundle
-    from .inference.cascade import Inspector, to_batch_array
+    from .inference.cascade import to_batch_array
     from .inference.runners import TorchRunner
     from .models import build_model
+    from .runtime import build_inspector, read_manifest, resolve_model
+    from .runtime.bundle import bundle_engines
 
     if threads:
         torch.set_num_threads(int(threads))
@@ -240,66 +263,75 @@ def run_benchmark(model: str | Path | None = None, frames: int = DEFAULT_FRAMES,
             log("no --model: exporting our default architectures with random weights (speed only)")
             model = default_bundle(Path(tmp.name), size)
             note = "random weights"
+        has_engines = bundle_engines(read_manifest(resolve_model(model)))
         stream = synthetic_stream(frames, size)
         batches = [to_batch_array(im)[None] for im in stream]
         pattern = defect_pattern(frames, defect_rate)
         dice_data = load_dice_data(data, dice_images) if data else None
         rows: list[Row] = []
 
-        if baseline_run:
-            from .models import load_run
-            base_model, _ = load_run(baseline_run)
-            base_note = f"trained: {baseline_run}"
-        else:
-            torch.manual_seed(0)
-            base_model, base_note = build_model(BASELINE_SPEC), "random weights (speed only)"
-        base = TorchRunner(base_model, precision="fp32", kind="segmenter", num_classes=4)
-        log("timing baseline smp Unet ResNet-34 fp32")
-        row = summarise("baseline: smp Unet ResNet-34, PyTorch fp32, no gating", "torch-fp32", "baseline",
-                        time_calls(lambda i: base(batches[i]), frames, warmup), note=base_note)
-        if dice_data is not None and baseline_run:
-            _, _, thr, _ = load_bundle(model, engine="torch")
-            row.kaggle_dice = kaggle_dice_on(None, base, thr, dice_data)
-        rows.append(row)
-        del base, base_model
+        with naming_row("baseline"):
+            if baseline_run:
+                from .models import load_run
+                base_model, _ = load_run(baseline_run)
+                base_note = f"trained: {baseline_run}"
+            else:
+                torch.manual_seed(0)
+                base_model, base_note = build_model(BASELINE_SPEC), "random weights (speed only)"
+            base = TorchRunner(base_model, precision="fp32", kind="segmenter", num_classes=4)
+            log("timing baseline smp Unet ResNet-34 fp32")
+            row = summarise("baseline: smp Unet ResNet-34, PyTorch fp32, no gating", "torch-fp32", "baseline",
+                            time_calls(lambda i: base(batches[i]), frames, warmup), note=base_note)
+            if dice_data is not None and baseline_run:
+                thr = build_inspector(model, engine="torch").thresholds
+                row.kaggle_dice = kaggle_dice_on(None, base, thr, dice_data)
+            rows.append(row)
+            del base, base_model
 
         for engine, precision in engines:
             label = f"{engine}-{precision}" if engine == "torch" else engine
-            try:
-                cls, seg, thr, manifest = load_bundle(model, engine=engine,
-                                                      precision="bf16" if precision == "bf16" else "fp32",
-                                                      threads=threads)
-            except Exception as e:  # a bundle without this engine: say so, keep going
-                log(f"skipping {label}: {e}")
+            if engine not in has_engines:  # not exported: say so, keep going
+                log(f"skipping {label}: the bundle has no {engine} graphs (steelscan export"
+                    f"{' --int8' if engine == 'onnx-int8' else ''})")
                 continue
-            log(f"timing {label}: segmenter alone, then the cascade")
-            seg_name = manifest["segmenter"]["config"]["model"].get("arch", "segmenter")
-            row = summarise(f"segmenter alone ({seg_name}), {label}", label, "segmenter",
-                            time_calls(lambda i: seg(batches[i]), frames, warmup), note=note)
-            if dice_data is not None:
-                row.kaggle_dice = kaggle_dice_on(None, seg, thr, dice_data)
-            rows.append(row)
-            if cls is None:
-                continue
-            gate = GatedClassifier(cls, thr.num_classes)
-            inspector = Inspector(gate, seg, thr, batch_size=1)
-
-            def cascade_frame(i: int) -> None:
-                gate.defective = bool(pattern[i])
-                inspector.inspect([stream[i]], [f"frame_{i}"])
-
-            row = summarise(f"cascade ({defect_rate:.0%} segmented), {label}", label, "cascade",
-                            time_calls(cascade_frame, frames, warmup),
-                            segmented_fraction=round(float(pattern.mean()), 4), note=note)
-            if dice_data is not None:
-                row.kaggle_dice = kaggle_dice_on(cls, seg, thr, dice_data)
-            rows.append(row)
+            with naming_row(label):
+                rows += engine_rows(build_inspector(model, engine=engine, threads=threads, batch_size=1,
+                                                    precision="bf16" if precision == "bf16" else "fp32"),
+                                    label, stream, batches, pattern, defect_rate, frames, warmup, note, dice_data)
     finally:
         tmp.cleanup()
     return assemble(rows, machine_info(threads), {
         "frames": frames, "frame_size_hw": list(size), "batch": 1, "warmup": warmup,
         "defect_rate": defect_rate, "model": str(model) if note == "" else "default architectures, random weights",
         "data": str(data) if data else None, "dice_images": len(dice_data[0]) if dice_data else None})
+
+
+def engine_rows(inspector, label: str, stream: list[np.ndarray], batches: list[np.ndarray], pattern: np.ndarray,
+                defect_rate: float, frames: int, warmup: int, note: str, dice_data) -> list[Row]:
+    """The segmenter-alone row and (with a classifier) the cascade row of one engine."""
+    from .inference.cascade import Inspector
+
+    log(f"timing {label}: segmenter alone, then the cascade")
+    seg, thr = inspector.segmenter, inspector.thresholds
+    row = summarise(f"segmenter alone ({inspector.settings['segmenter_arch']}), {label}", label, "segmenter",
+                    time_calls(lambda i: seg(batches[i]), frames, warmup), note=note)
+    if dice_data is not None:
+        row.kaggle_dice = kaggle_dice_on(None, seg, thr, dice_data)
+    if inspector.classifier is None:
+        return [row]
+    gate = GatedClassifier(inspector.classifier, thr.num_classes)
+    gated = Inspector(gate, seg, thr, tile=inspector.tiling.tile, overlap=inspector.tiling.overlap, batch_size=1)
+
+    def cascade_frame(i: int) -> None:
+        gate.defective = bool(pattern[i])
+        gated.inspect([stream[i]], [f"frame_{i}"])
+
+    cascade = summarise(f"cascade ({defect_rate:.0%} segmented), {label}", label, "cascade",
+                        time_calls(cascade_frame, frames, warmup),
+                        segmented_fraction=round(float(pattern.mean()), 4), note=note)
+    if dice_data is not None:
+        cascade.kaggle_dice = kaggle_dice_on(inspector.classifier, seg, thr, dice_data)
+    return [row, cascade]
 
 
 def choose_cascade(rows: list[Row]) -> Row | None:
@@ -348,7 +380,7 @@ def to_markdown(result: dict) -> str:
                      f"{r['frames_per_s']:.2f} | {dice} | {r['note']} |")
     lines += ["", f"**Speed-up of our cascade ({result['chosen_cascade']}) over the baseline: "
                   f"{result['speedup_vs_baseline']}x frames/s** (target {result['target_speedup']}x).", "",
-              "Line speed (one surface, 1600-px-wide frames, 256 px along the strip):", "",
+              f"Line speed (one surface, {FRAME_WIDTH}-px-wide frames, {FRAME_LENGTH_PX} px along the strip):", "",
               "| strip m/s | pixel mm | frames/s needed | keeps up | machines like this needed |",
               "|---:|---:|---:|---|---:|"]
     for t in result["line_speed"]:

@@ -15,8 +15,6 @@ models, bf16 where the CPU has it (measured: benchmarks/results/demo.md).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import shlex
@@ -27,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .atomic import write_json, write_text
-from .data.layout import CURRENT_HEADER, META_FILE, KaggleDataset, open_dataset
+from .data.layout import META_FILE, KaggleDataset, open_dataset, write_labels_csv
 
 
 @dataclass
@@ -105,9 +103,7 @@ def write_subset(dataset: KaggleDataset, indices: list[int], out_dir: Path) -> P
     are not allowed), their label rows and the class names. Returns out_dir."""
     images = out_dir / "train_images"
     images.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CURRENT_HEADER)
+    rows = []
     for i in indices:
         rec = dataset.records[i]
         link = images / rec.image_id
@@ -116,9 +112,8 @@ def write_subset(dataset: KaggleDataset, indices: list[int], out_dir: Path) -> P
                 link.symlink_to(rec.path.resolve())
             except OSError:
                 link.write_bytes(rec.path.read_bytes())
-        for c in sorted(rec.rles):
-            w.writerow([rec.image_id, c, rec.rles[c]])
-    write_text(out_dir / "train.csv", buf.getvalue())
+        rows += [(rec.image_id, c, rec.rles[c]) for c in sorted(rec.rles)]
+    write_labels_csv(out_dir / "train.csv", rows)
     write_json(out_dir / META_FILE, {"num_classes": dataset.num_classes, "class_names": dataset.class_names})
     return out_dir
 
@@ -218,7 +213,7 @@ def tune_step(cls_run: Path, seg_run: Path, data: Path, out: Path, cfg: DemoConf
 
     inspector = build_inspector(classifier=cls_run, segmenter=seg_run, threads=cfg.resolved_threads())
     dataset = open_dataset(data)
-    report = tune_on_dataset(inspector, dataset, [r.image_id for r in dataset.records], tiling=inspector.tiling,
+    report = tune_on_dataset(inspector, dataset, [r.image_id for r in dataset.records],
                              min_positives=cfg.min_positives, min_label_threshold=cfg.min_label_threshold)
     report.thresholds.save(out)
     summary = {**report.to_json(), "split": "all", "data": str(data), "classifier": str(cls_run),

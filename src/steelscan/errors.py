@@ -3,6 +3,12 @@ can print one readable line instead of a traceback."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class SteelscanError(Exception):
     """Base class: a problem with the user's input or environment, not a bug."""
@@ -44,3 +50,39 @@ class ConfigError(SteelscanError):
 
 class ModelError(SteelscanError):
     """A model, run folder or weights file that is missing or does not fit."""
+
+
+class DatabaseError(SteelscanError):
+    """A database URL that is malformed, unsupported or does not answer (password masked)."""
+
+
+def config_error(error: "ValidationError", where: Callable[[str], Path | str | None] = lambda field: None,
+                 *, known: Iterable[str] = (), noun: str = "setting") -> ConfigError:
+    """One readable ConfigError from pydantic's report: the first problem, its field (dotted,
+    list items as [i]) and `where(top-level field)`, the file or "command line" it came from."""
+    problems = error.errors()
+    first = problems[0]
+    loc = list(first["loc"])
+    field = ""
+    for part in loc:
+        field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else str(part)
+    field = field or (first.get("ctx") or {}).get("field", "")
+    if first["type"] == "extra_forbidden":
+        message = f"unknown {noun}" + (f"; known: {', '.join(sorted(known))}" if known else "")
+    elif first["type"] == "value_error":
+        message = str(first["ctx"]["error"])
+    elif first["type"] == "combination":
+        message = first["msg"]
+    elif first["type"] in ("model_type", "dict_type"):
+        message = f"expected an object of {noun}: value, got {_short(first['input'])}"
+    else:
+        msg = first["msg"][:1].lower() + first["msg"][1:]
+        message = f"{msg}, got {_short(first['input'])}"
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+    return ConfigError(message, path=where(str(loc[0]) if loc else field), field=field or None)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

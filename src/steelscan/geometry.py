@@ -10,11 +10,15 @@
   positions are millimetres from the **drive-side** strip edge: the left edge when the
   surface's `drive_side` is "left" in the image, else the right edge (the bottom camera
   usually sees the strip mirrored).
+- A column is on the strip when its centre (x + 0.5) lies in [left, right) (`strip_columns`).
+  Across positions of boxes are clamped to [0, strip width] (`box_to_coil(..., clamp=True)`):
+  a half-covered edge column does not put a defect off the strip.
 - `length_mm` is the extent along the strip, `width_mm` across.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 DRIVE_SIDES = ("left", "right")
@@ -67,10 +71,26 @@ def cols_to_mm(x0: int, x1: int, strip: tuple[float, float], drive_side: str,
     raise ValueError(f"drive_side must be one of {DRIVE_SIDES}, got {drive_side!r}")
 
 
+def strip_columns(strip: tuple[float, float], width: int) -> tuple[int, int]:
+    """Columns [first, stop) of a `width`-px frame whose centres lie on the strip [left, right)."""
+    left, right = strip
+    first = min(max(int(math.ceil(left - 0.5)), 0), width)
+    stop = min(max(int(math.ceil(right - 0.5)), first), width)
+    return first, stop
+
+
+def strip_width_mm(strip: tuple[float, float], pixel: PixelSize) -> float:
+    return (strip[1] - strip[0]) * pixel.across_mm
+
+
 def box_to_coil(bbox: tuple[int, int, int, int] | list[int], frame_m: float, strip: tuple[float, float],
-                drive_side: str, pixel: PixelSize) -> CoilBox:
-    """A frame's inclusive pixel box [ymin, xmin, ymax, xmax] (the `Defect.bbox` order) -> CoilBox."""
+                drive_side: str, pixel: PixelSize, *, clamp: bool = False) -> CoilBox:
+    """A frame's inclusive pixel box [ymin, xmin, ymax, xmax] (the `Defect.bbox` order) -> CoilBox.
+    `clamp`: across positions limited to [0, strip width] mm."""
     y0, x0, y1, x1 = (int(v) for v in bbox)
     start_m, end_m = rows_to_m(frame_m, y0, y1, pixel)
     a0, a1 = cols_to_mm(x0, x1, strip, drive_side, pixel)
+    if clamp:
+        width = strip_width_mm(strip, pixel)
+        a0, a1 = min(max(a0, 0.0), width), min(max(a1, 0.0), width)
     return CoilBox(start_m, end_m, a0, a1)

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import write_bytes
+from .defaults import FRAME_WIDTH
 from .errors import ImageError
 
 # Okabe-Ito: orange, sky blue, bluish green, reddish purple, yellow, blue, vermillion.
@@ -127,7 +128,7 @@ def draw_legend(entries: Sequence[tuple[str, tuple[int, int, int]]], width: int,
 
 def contact_sheet(images: Sequence[np.ndarray], titles: Sequence[str] | None = None,
                   columns: int = 1, legend: Sequence[tuple[str, tuple[int, int, int]]] | None = None,
-                  max_tile_width: int = 1600, background=(32, 32, 32)) -> Image.Image:
+                  max_tile_width: int = FRAME_WIDTH, background=(32, 32, 32)) -> Image.Image:
     """Lay images out in a grid, each under its title, with an optional colour legend on top.
 
     images: uint8 (H, W) or (H, W, 3), any sizes (each is scaled to fit a common tile width,
@@ -180,7 +181,7 @@ def preview_dataset(dataset, path: str | Path, count: int = 8, *, raw: bool = Tr
     """A contact sheet of the first `count` images of a KaggleDataset (layout.open_dataset):
     each image (if `raw`) beside its mask overlay, titled with its id and classes, under a
     class legend. Written as PNG to `path`."""
-    from .data.layout import load_image
+    from .images import load_image
 
     names = list(dataset.class_names) or [f"class_{i + 1}" for i in range(dataset.num_classes)]
     if descriptions:

@@ -19,8 +19,8 @@ from ..errors import SteelscanError
 
 # Module names under steelscan.cli, in the order `--help` lists them.
 COMMANDS = [
-    "demo", "synth", "validate", "import_masks", "score", "train", "tune",
-    "predict", "evaluate", "export", "benchmark", "serve",
+    "demo", "synth", "synth_coil", "validate", "import_masks", "score", "train", "tune",
+    "predict", "evaluate", "export", "benchmark", "serve", "line", "coil",
 ]
 
 

@@ -6,25 +6,29 @@ import argparse
 
 
 def register(subparsers) -> None:
+    from ..benchmark import DEFAULT_FRAMES, SEVERSTAL_DEFECT_RATE, WARMUP
+    from ..defaults import FRAME_HEIGHT, FRAME_WIDTH
+
     p = subparsers.add_parser(
         "benchmark", help="time the cascade in every engine against the Kaggle baseline",
-        description="Median/p99 latency and frames/s on 1600x256 frames, batch 1: the smp Unet "
+        description=f"Median/p99 latency and frames/s on {FRAME_WIDTH}x{FRAME_HEIGHT} frames, batch 1: the smp Unet "
                     "ResNet-34 baseline (fp32 PyTorch, no gating), our segmenter alone in each engine, "
                     "and the cascade at a defect rate. Prints the speed-up and a line-speed table.")
     p.add_argument("--model", metavar="MODEL_DIR",
                    help="bundle to time (default: our default architectures, random weights: speed only)")
     p.add_argument("--json", metavar="FILE", help="write every row and speedup_vs_baseline as JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown")
-    p.add_argument("--frames", type=int, default=20, metavar="N", help="timed frames per row (default 20)")
-    p.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed calls per row (default 3)")
-    p.add_argument("--defect-rate", type=float, default=0.53,
-                   help="fraction of frames the cascade segments (default 0.53, Severstal's)")
+    p.add_argument("--frames", type=int, default=DEFAULT_FRAMES, metavar="N",
+                   help=f"timed frames per row (default {DEFAULT_FRAMES})")
+    p.add_argument("--warmup", type=int, default=WARMUP, metavar="N", help=f"untimed calls per row (default {WARMUP})")
+    p.add_argument("--defect-rate", type=float, default=SEVERSTAL_DEFECT_RATE,
+                   help=f"fraction of frames the cascade segments (default {SEVERSTAL_DEFECT_RATE}, Severstal's)")
     p.add_argument("--data", metavar="DIR", help="Kaggle-layout validation folder: adds Kaggle Dice per row")
     p.add_argument("--dice-images", type=int, metavar="N", help="use only the first N images of --data")
     p.add_argument("--baseline-run", metavar="RUN_DIR", help="trained smp Unet run for the baseline's Dice")
     p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: all cores)")
-    p.add_argument("--size", type=int, nargs=2, default=(256, 1600), metavar=("H", "W"),
-                   help="frame size (default 256 1600)")
+    p.add_argument("--size", type=int, nargs=2, default=(FRAME_HEIGHT, FRAME_WIDTH), metavar=("H", "W"),
+                   help=f"frame size (default {FRAME_HEIGHT} {FRAME_WIDTH})")
     p.set_defaults(func=run)
 
 

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 def _split(args, dataset) -> list[str] | None:
     from ..errors import ConfigError
-    from ..inference.loading import check_runs
+    from ..runtime import check_runs
     from ..inference.tune import split_ids
 
     available = [r.image_id for r in dataset.records]
@@ -62,14 +62,13 @@ def run(args) -> int:
         if not args.out:
             raise ConfigError("--out DIR is needed when evaluate runs the models")
         from ..inference.predict import predict_files
-        from .predict import build_inspector
+        from .predict import inspector_from_args
 
-        inspector, settings = build_inspector(args)
+        inspector = inspector_from_args(args)
         records = {r.image_id: r for r in dataset.records}
         paths = [records[i].path for i in (ids or list(records))]
         pred_dir = Path(args.out) / "predictions"
-        predict_files(inspector, paths, pred_dir, overlays=not args.no_overlays, settings=settings,
-                      progress=not args.quiet)
+        predict_files(inspector, paths, pred_dir, overlays=not args.no_overlays, progress=not args.quiet)
     else:
         pred_dir = Path(args.pred)
     out = Path(args.out) if args.out else pred_dir

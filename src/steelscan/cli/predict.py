@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..defaults import BATCH_SIZE, TILE
+
 
 def add_model_arguments(p: argparse.ArgumentParser, *, require_images: bool = True) -> None:
     """Flags shared by predict and evaluate (which can run predict itself)."""
@@ -20,19 +22,19 @@ def add_model_arguments(p: argparse.ArgumentParser, *, require_images: bool = Tr
                    "instead of --classifier/--segmenter")
     g.add_argument("--thresholds", metavar="FILE", help="thresholds.json (from `steelscan tune`); "
                    "default: the bundle's, else 0.5 / 0.5 / 0 / 0 for every class")
-    g.add_argument("--engine", choices=("torch", "onnx", "onnx-int8"), default="torch",
-                   help="inference engine (onnx engines need --model)")
+    g.add_argument("--engine", choices=("torch", "onnx", "onnx-int8", "auto"), default="torch",
+                   help="inference engine (onnx engines need --model; auto: the fastest the bundle has)")
     g.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation (default: the bundle's setting; off for run folders)")
     r = p.add_argument_group("runtime")
-    r.add_argument("--batch-size", type=int, default=8, metavar="N", help="images (tiles) per batch")
+    r.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N", help="images (tiles) per batch")
     r.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     r.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     r.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for the model")
     r.add_argument("--tile-width", type=int, default=None, metavar="W",
-                   help="images wider than this are inspected in overlapping tiles (default 1600)")
+                   help=f"images wider than this are inspected in overlapping tiles (default {TILE[1]})")
     r.add_argument("--tile-height", type=int, default=None, metavar="H",
-                   help="images taller than this are tiled too (default 256)")
+                   help=f"images taller than this are tiled too (default {TILE[0]})")
     r.add_argument("--no-overlays", action="store_true", help="skip overlays/<image>.png")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -47,38 +49,22 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def build_inspector(args):
-    """Load and check the models named by the flags; return (Inspector, settings)."""
-    from ..errors import ConfigError
-    from ..inference.cascade import Inspector
-    from ..inference.loading import default_tile, load_cascade
+def inspector_from_args(args):
+    """The Inspector the model flags name (steelscan.runtime.build_inspector)."""
+    from ..runtime import build_inspector
 
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    for flag in ("tile_width", "tile_height"):
-        v = getattr(args, flag)
-        if v is not None and v < 16:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 16 pixels, got {v}")
-    cascade = load_cascade(args.classifier, args.segmenter, model=args.model, thresholds_path=args.thresholds,
-                           engine=args.engine, device=args.device, precision=args.precision,
-                           threads=args.threads, tta=args.tta)
-    tile_h, tile_w = default_tile(cascade.segmenter_config)
-    tile = (args.tile_height or tile_h, args.tile_width or tile_w)
-    inspector = Inspector(cascade.classifier, cascade.segmenter, cascade.thresholds, cascade.class_names,
-                          tile=tile, batch_size=args.batch_size)
-    settings = {**cascade.settings, "tile": list(inspector.tiling.tile),
-                "overlap": list(inspector.tiling.overlap), "batch_size": args.batch_size,
-                "gated": cascade.classifier is not None}
-    return inspector, settings
+    return build_inspector(args.model, classifier=args.classifier, segmenter=args.segmenter,
+                           thresholds=args.thresholds, engine=args.engine, device=args.device,
+                           precision=args.precision, threads=args.threads, tta=args.tta,
+                           batch_size=args.batch_size, tile=(args.tile_height, args.tile_width))
 
 
 def run(args) -> int:
     from ..inference.predict import collect_images, predict_files
 
     paths = collect_images(args.images)
-    inspector, settings = build_inspector(args)
-    summary = predict_files(inspector, paths, args.out, overlays=not args.no_overlays, settings=settings,
-                            progress=not args.quiet)
+    inspector = inspector_from_args(args)
+    summary = predict_files(inspector, paths, args.out, overlays=not args.no_overlays, progress=not args.quiet)
     s = summary.to_json()
     print(f"{s['images']} images: {s['ng']} NG, {s['ok']} OK, {s['errors']} unreadable; segmenter ran on "
           f"{s['segmenter_ran']}, skipped {s['segmenter_skipped']} (classifier said clean); "

@@ -7,7 +7,7 @@ Which images are scored:
   image of `--images DIR` when given, otherwise on the images named in either file
   (clean images named in neither file cannot be known then; a note says so).
 An (image, class) pair with no row is an empty mask. Image sizes come from the image
-headers in --images, or --height/--width (default 256x1600).
+headers in --images, or --height/--width (default: a Severstal frame, 256x1600).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_HEIGHT, DEFAULT_WIDTH = 256, 1600
+from ..defaults import FRAME_HEIGHT as DEFAULT_HEIGHT, FRAME_WIDTH as DEFAULT_WIDTH
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers) -> None:
@@ -10,11 +11,15 @@ def register(subparsers) -> None:
         "serve", help="serve POST /v1/inspect, the inspection history, /metrics and a web page",
         description="Run the inspection service. Binds 127.0.0.1 unless --host says otherwise. "
                     "Requests beyond --max-concurrency get 503 + Retry-After; uploads over "
-                    "--max-upload-mb get 413; non-images 415; corrupt images 422.")
-    p.add_argument("--model", metavar="MODEL_DIR", required=True, help="bundle folder or shipped model name")
+                    "--max-upload-mb get 413; non-images 415; corrupt images 422. Without --model "
+                    "the page, history, health and metrics work and POST /v1/inspect answers 503.")
+    p.add_argument("--model", metavar="MODEL_DIR",
+                   help="bundle folder or shipped model name (optional: without it nothing is inspected)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--db", default="inspections.sqlite", metavar="FILE", help="SQLite history (default inspections.sqlite)")
+    p.add_argument("--db", default="inspections.sqlite", metavar="URL_OR_PATH",
+                   help="inspection history: a SQLAlchemy URL (sqlite:///x.db, postgresql://...) or a path "
+                        "meaning SQLite (default inspections.sqlite)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB")
     p.add_argument("--max-concurrency", type=int, default=2, metavar="N",
                    help="inspections run at once; more get 503 (default 2)")
@@ -34,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"must be at least 1, got {args.max_concurrency}", field="max-concurrency")
     if args.max_upload_mb <= 0:
         raise ConfigError(f"must be positive, got {args.max_upload_mb}", field="max-upload-mb")
+    if args.model is None:
+        print("steelscan serve: no --model given: serving the page, history, health and metrics; "
+              "POST /v1/inspect answers 503", file=sys.stderr)
     app = create_app(args.model, engine=args.engine, db_path=args.db, max_upload_mb=args.max_upload_mb,
                      max_concurrency=args.max_concurrency, threads=args.threads)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -8,6 +8,7 @@ import sys
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..data.synth import CLEAN_FRACTION
+    from ..defaults import FRAME_HEIGHT, FRAME_WIDTH
 
     p = subparsers.add_parser(
         "synth", help="generate synthetic strip images + masks (Kaggle layout)",
@@ -17,8 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--n", type=int, required=True, help="number of images")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--height", type=int, default=256, help="image height in px (default 256)")
-    p.add_argument("--width", type=int, default=1600, help="image width in px (default 1600)")
+    p.add_argument("--height", type=int, default=FRAME_HEIGHT, help=f"image height in px (default {FRAME_HEIGHT})")
+    p.add_argument("--width", type=int, default=FRAME_WIDTH, help=f"image width in px (default {FRAME_WIDTH})")
     p.add_argument("--clean-fraction", type=float, default=CLEAN_FRACTION,
                    help=f"share of defect-free images (default {CLEAN_FRACTION})")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")

@@ -1,12 +1,18 @@
 """`steelscan train classifier|segmenter --data DIR --out RUN_DIR [--config FILE.yaml] [flags]`.
 
 Defaults live in steelscan.training.config.TrainConfig; a YAML file overrides them and the
-flags here override the YAML. A flag left out keeps the value from below it."""
+flags here override the YAML. A flag left out keeps the value from below it. There is one
+flag per TrainConfig field (`--batch-size` for batch_size), generated from the model, so a
+new setting is a flag without touching this file; the values are checked by TrainConfig."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Literal, get_args, get_origin
+
+if TYPE_CHECKING:
+    from ..training import Callback
 
 
 def register(subparsers) -> None:
@@ -19,53 +25,52 @@ def register(subparsers) -> None:
     p.add_argument("--data", type=Path, help="Kaggle-layout folder (train_images/ + train.csv)")
     p.add_argument("--out", type=Path, required=True, help="run folder to write")
     p.add_argument("--config", type=Path, help="YAML file of settings (keys = TrainConfig fields)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out where it stopped; flags may repeat its settings, and "
+                        "change only epochs, patience, device, workers and threads")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     g = p.add_argument_group("settings (override --config)")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float)
-    g.add_argument("--crop", help="training crop HxW, e.g. 256x400, or 'full'")
-    g.add_argument("--arch", help="segmenter: resunet | smp_unet")
-    g.add_argument("--backbone", help="classifier: resnet18|resnet34|resnet50|efficientnet_lite0; "
-                                      "smp_unet: its encoder")
-    g.add_argument("--base-width", type=int, help="ResUNet channels of the first block")
-    g.add_argument("--input-scale", type=float,
-                   help="classifier: resize images by this factor inside the model (e.g. 0.5)")
-    g.add_argument("--strategy", help="classifier: freeze (head only) | finetune")
-    g.add_argument("--warmup-frozen-epochs", type=int, help="finetune: head-only epochs first")
-    g.add_argument("--weights", help="pretrained weights: imagenet | none | PATH")
-    g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    g.add_argument("--precision", help="auto | fp32 | bf16 | fp16 (GPU)")
-    g.add_argument("--seed", type=int)
-    g.add_argument("--workers", type=int, help="DataLoader worker processes")
-    g.add_argument("--threads", type=int, help="torch CPU threads per process (0 = auto)")
-    g.add_argument("--val-fraction", type=float)
-    g.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch (quick runs)")
-    g.add_argument("--patience", type=int, help="early stop after N epochs without improvement (0 = off)")
+    for name, flag, metavar, help_text in setting_flags():
+        g.add_argument(flag, dest=name, metavar=metavar, help=help_text)
     p.set_defaults(func=run)
 
 
-SETTINGS = ("epochs", "batch_size", "lr", "crop", "arch", "backbone", "base_width", "input_scale",
-            "strategy",
-            "warmup_frozen_epochs", "weights", "device", "precision", "seed", "workers", "threads",
-            "val_fraction", "max_steps_per_epoch", "patience")
+def setting_flags() -> list[tuple[str, str, str, str]]:
+    """(field, --flag, METAVAR, help) of every TrainConfig field but `kind`. Values stay text
+    here: TrainConfig parses them, so a bad one is a one-line error naming the field."""
+    from ..training.config import KIND_DEFAULTS, TrainConfig, setting_text
+
+    flags = []
+    for name, field in TrainConfig.model_fields.items():
+        if name == "kind":
+            continue
+        annotation = field.annotation
+        if get_origin(annotation) is Literal:
+            metavar = "|".join(get_args(annotation))
+        else:
+            metavar = {bool: "true|false", int: "N", float: "X"}.get(annotation, "TEXT")
+        metavar = "HxW" if name == "crop" else metavar
+        per_kind = [f"{kind} {setting_text(v[name])}" for kind, v in KIND_DEFAULTS.items() if name in v]
+        flags.append((name, "--" + name.replace("_", "-"), metavar, f"{field.description} (default "
+                      f"{setting_text(field.default)}{'; ' + ', '.join(per_kind) if per_kind else ''})"))
+    return flags
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, callbacks: Iterable[Callback] = ()) -> int:
+    """Train or resume as `args` say; `callbacks` hook into the loop (see training/callbacks.py)."""
     from ..errors import ConfigError
     from ..training import load_config, resume, train
 
-    overrides = {k: getattr(args, k) for k in SETTINGS}
+    overrides = {name: getattr(args, name) for name, *_ in setting_flags()}
     if args.resume:
         if args.config:
             raise ConfigError("--config cannot be combined with --resume (the run keeps its settings)")
-        summary = resume(args.out, overrides, args.data, args.kind)
+        summary = resume(args.out, overrides, args.data, args.kind, callbacks=callbacks)
     else:
         if args.data is None:
             raise ConfigError("--data is required (a Kaggle-layout folder)", field="--data")
         cfg = load_config(args.kind, args.config, overrides)
-        summary = train(cfg, args.data, args.out, overwrite=args.overwrite)
+        summary = train(cfg, args.data, args.out, overwrite=args.overwrite, callbacks=callbacks)
     best = summary.get("best_score")
     print(f"{args.out}: best {summary.get('monitor')} {best:.4f} at epoch {summary.get('best_epoch')} "
           f"({summary.get('epochs_run')} epochs)" if best is not None else f"{args.out}: no epochs run")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..defaults import BATCH_SIZE
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("tune", help="search per-class thresholds on held-out images",
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--min-label-threshold", type=float, default=0.0, metavar="P",
                    help="search classifier thresholds from P up (default 0: the whole grid)")
     p.add_argument("--memory-gb", type=float, default=2.0, help="probability cache budget (GiB)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="N")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--threads", type=int, default=None, metavar="N")
@@ -45,24 +47,19 @@ def run(args) -> int:
     from ..atomic import write_json
     from ..data.layout import open_dataset
     from ..errors import ConfigError
-    from ..inference.loading import check_runs, default_tile, load_cascade
-    from ..inference.tiling import Tiling
     from ..inference.tune import DEFAULT_MIN_POSITIVES, format_report, split_ids, tune_on_dataset
+    from ..runtime import build_inspector, check_runs
 
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     out = Path(args.out)
     if out.is_dir():
         raise ConfigError("--out must be a file name (thresholds.json), not a folder", path=out)
     cls_cfg, seg_cfg = check_runs(args.classifier, args.segmenter)
     dataset = open_dataset(args.data)
     ids = split_ids(args.split, seg_cfg, cls_cfg, [r.image_id for r in dataset.records])
-    cascade = load_cascade(args.classifier, args.segmenter, device=args.device, precision=args.precision,
-                           threads=args.threads, tta=args.tta)
-    tile_h, tile_w = default_tile(cascade.segmenter_config)
-    tile = (args.tile_height or tile_h, args.tile_width or tile_w)
-    tiling = Tiling(tile, (min(32, tile[0] // 4), min(200, tile[1] // 4)))
-    report = tune_on_dataset(cascade, dataset, ids, tiling=tiling, batch_size=args.batch_size,
+    inspector = build_inspector(classifier=args.classifier, segmenter=args.segmenter, device=args.device,
+                                precision=args.precision, threads=args.threads, tta=args.tta,
+                                batch_size=args.batch_size, tile=(args.tile_height, args.tile_width))
+    report = tune_on_dataset(inspector, dataset, ids,
                              memory_bytes=int(args.memory_gb * 1024 ** 3),
                              min_positives=DEFAULT_MIN_POSITIVES if args.min_positives is None else args.min_positives,
                              min_label_threshold=args.min_label_threshold,

@@ -50,6 +50,9 @@ class DefectRecord:
     model_name: str | None = None
     model_version: str | None = None
     model_sha256: str | None = None
+    # Optional idempotency key (unique in the database): a defect handed over again with the same
+    # uid (a retried batch, a rerun of the same frames) is stored once. None: no check.
+    uid: str | None = None
 
 
 @dataclass

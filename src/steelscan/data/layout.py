@@ -5,7 +5,8 @@ Two label formats are read:
 - competition-era:   ImageId_ClassId,EncodedPixels      (every image x class, empty = clean)
 Images with no row are clean. An optional `steelscan.json` beside the CSV names the
 classes (`{"num_classes": 3, "class_names": [...]}`); without it there are 4 classes.
-Images may be any size, grey or RGB, JPEG or PNG; they are always loaded as RGB uint8.
+Images may be any size, grey or RGB, JPEG or PNG; they are always loaded as RGB uint8
+(`steelscan.images`, the one decoder). `write_labels_csv` is the one label-CSV writer.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..atomic import write_bytes, write_json, write_text
-from ..errors import DatasetError, ImageError, RLEError
+from ..errors import DatasetError, RLEError
+from ..images import IMAGE_SUFFIXES, decode_image_bytes, image_size, load_image  # noqa: F401 (re-exported)
 from ..rle import decode_rle, encode_rle
 
 DEFAULT_NUM_CLASSES = 4
 META_FILE = "steelscan.json"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 CURRENT_HEADER = ["ImageId", "ClassId", "EncodedPixels"]
 LEGACY_HEADER = ["ImageId_ClassId", "EncodedPixels"]
 SUBMISSION_HEADER = ["ImageId", "EncodedPixels", "ClassId"]
@@ -270,48 +271,16 @@ def open_dataset(root: str | Path, *, csv_path: str | Path | None = None,
     return KaggleDataset(root, images, label_path, records, num_classes, list(names))
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Load an image as RGB uint8, shape (H, W, 3). Grey images are replicated to 3 channels."""
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return _to_rgb(im)
-    except FileNotFoundError:
-        raise ImageError("image not found", path=path) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageError(f"unreadable or corrupt image ({e.__class__.__name__}: {e})", path=path) from None
-
-
-def _to_rgb(im: Image.Image) -> np.ndarray:
-    """A loaded PIL image as RGB uint8 (H, W, 3); 16-bit/float grey is min-max scaled to 0..255."""
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        a = np.asarray(im, dtype=np.float32)
-        a = (a - a.min()) / max(float(a.max() - a.min()), 1e-6) * 255.0
-        return np.repeat(a.round().astype(np.uint8)[..., None], 3, axis=2)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-
-
-def decode_image_bytes(data: bytes, name: str = "<upload>") -> np.ndarray:
-    """Like `load_image` for in-memory bytes (uploads)."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return _to_rgb(im)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageError(f"not a readable image ({e.__class__.__name__})", path=name) from None
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) from the image header, without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            return h, w
-    except FileNotFoundError:
-        raise ImageError("image not found", path=path) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageError(f"unreadable or corrupt image ({e.__class__.__name__})", path=path) from None
+def write_labels_csv(path: str | Path, rows: Iterable[tuple[str, int, str]]) -> Path:
+    """Write a label CSV in the current format (ImageId,ClassId,EncodedPixels), atomically.
+    rows: (image id, 1-based class id, Kaggle RLE); rows with an empty RLE are left out
+    (a clean image has no row). Returns the path."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CURRENT_HEADER)
+    w.writerows((image_id, int(class_id), rle) for image_id, class_id, rle in rows if rle)
+    write_text(path, out.getvalue())
+    return Path(path)
 
 
 def decode_masks(rles: dict[int, str], height: int, width: int, num_classes: int) -> np.ndarray:
@@ -368,12 +337,7 @@ class KaggleLayoutWriter:
                 self.rows.append((image_id, c + 1, encode_rle(masks[c])))
 
     def close(self) -> Path:
-        out = io.StringIO()
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(CURRENT_HEADER)
-        w.writerows(self.rows)
-        csv_path = self.root / "train.csv"
-        write_text(csv_path, out.getvalue())
+        csv_path = write_labels_csv(self.root / "train.csv", self.rows)
         write_json(self.root / META_FILE, {"num_classes": self.num_classes,
                                            "class_names": self.class_names, **self.extra_meta})
         return csv_path

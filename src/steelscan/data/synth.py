@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..defaults import FRAME_HEIGHT, FRAME_WIDTH
 from ..errors import DatasetError
 from .layout import KaggleLayoutWriter, default_class_names, read_meta
 
@@ -56,7 +57,8 @@ from .layout import KaggleLayoutWriter, default_class_names, read_meta
 #   the spread of a mask's components across the width (max xmax - min xmin, quantiles).
 # --------------------------------------------------------------------------------------------
 
-REFERENCE_HEIGHT = 256  # sizes below are pixels of a 256-high frame; scaled by height / 256
+REFERENCE_HEIGHT, REFERENCE_WIDTH = FRAME_HEIGHT, FRAME_WIDTH  # sizes below are px of a Severstal frame;
+# they scale with height / REFERENCE_HEIGHT, positions with width / REFERENCE_WIDTH
 CLEAN_FRACTION = 0.47
 NUM_CLASSES = 4
 SINGLE_CLASS_COUNTS = {1: 769, 2: 195, 3: 4759, 4: 516}
@@ -152,8 +154,21 @@ def _noise_1d(rng: np.random.Generator, n: int, cell: float) -> np.ndarray:
 def render_strip(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """A clean strip frame. Returns (grey float32 (H, W) in 0..255, on-strip bool (H, W):
     where defects may be drawn, i.e. not on the black off-strip margin or its edge)."""
+    img = strip_texture(rng, height, width)
+    on_strip = np.ones((height, width), dtype=bool)
+    if rng.random() < 0.12:
+        _add_margin(rng, img, on_strip, height / REFERENCE_HEIGHT)
+    return np.clip(img, 0, 255), on_strip
+
+
+def strip_texture(rng: np.random.Generator, height: int, width: int,
+                  level: float | None = None) -> np.ndarray:
+    """The strip's surface filling the whole frame (no margin): grey float32 (H, W), not yet
+    clipped to 0..255. Rolling texture, stains, illumination, glare, grain and specks.
+    `level`: the strip's base grey (default: drawn per frame, 40..125; a coil keeps one)."""
     s = height / REFERENCE_HEIGHT
-    level = 40 + 85 * rng.beta(2.0, 2.5)
+    drawn = 40 + 85 * rng.beta(2.0, 2.5)  # drawn even when given: the same random stream
+    level = drawn if level is None else level
     # Rolling texture: long faint streaks down the rows, straight roll marks (one value per
     # column), faint horizontal scan lines and a low-frequency cloudy mottle.
     img = level + rng.uniform(2, 5.5) * _smooth_noise(rng, height, width, 64 * s, 3 * s)
@@ -176,16 +191,13 @@ def render_strip(rng: np.random.Generator, height: int, width: int) -> tuple[np.
     img *= light_y[:, None] * light_x[None, :].astype(np.float32)
     img += rng.uniform(3.5, 6.5) * rng.standard_normal((height, width), dtype=np.float32)
     _add_specks(rng, img, s)
-    on_strip = np.ones((height, width), dtype=bool)
-    if rng.random() < 0.12:
-        _add_margin(rng, img, on_strip, s)
-    return np.clip(img, 0, 255), on_strip
+    return img
 
 
 def _add_specks(rng: np.random.Generator, img: np.ndarray, s: float) -> None:
     """Sparse 1-3 px dust specks (bright or dark), in place."""
     h, w = img.shape
-    n = int(rng.integers(0, 60) * (h * w) / (REFERENCE_HEIGHT * 1600)) + 1
+    n = int(rng.integers(0, 60) * (h * w) / (REFERENCE_HEIGHT * REFERENCE_WIDTH)) + 1
     size = max(1, int(round(2 * s)))
     ys = rng.integers(0, max(1, h - size), n)
     xs = rng.integers(0, max(1, w - size), n)
@@ -363,7 +375,7 @@ def _draw_class(rng: np.random.Generator, class_id: int, img: np.ndarray, bg: np
     if cols.size == 0:
         return out
     n = max(1, int(round(_from_quantiles(rng, prior.components, 1, 1.5 * prior.components[-1]))))
-    spread = _from_quantiles(rng, prior.spread, prior.spread[0] / 2, 1600) * width / 1600
+    spread = _from_quantiles(rng, prior.spread, prior.spread[0] / 2, REFERENCE_WIDTH) * width / REFERENCE_WIDTH
     cx = rng.uniform(cols[0], cols[-1] + 1)
     for _ in range(n):
         h, w, full = _component_size(rng, prior, height, width, s)
@@ -371,23 +383,29 @@ def _draw_class(rng: np.random.Generator, class_id: int, img: np.ndarray, bg: np
             x0, y0 = _place(rng, prior, full, cx, spread * 1.6 ** tries, h, w, height, width)
             if not out[y0:y0 + h, x0:x0 + w].any():
                 break
-        touch_top, touch_bottom = y0 == 0, y0 + h == height
-        if class_id == 1:
-            mask, delta = _pits(rng, h, w, s)
-        elif class_id == 2:
-            mask, delta = _groove(rng, h, w, s, touch_top, touch_bottom)
-        elif class_id == 3:
-            mask, delta = _scratch(rng, h, w, s, touch_top, touch_bottom)
-        else:
-            mask, delta = _patch(rng, h, w, s)
+        mask, delta = paint_defect(rng, class_id, h, w, s, y0 == 0, y0 + h == height)
         box = (slice(y0, y0 + h), slice(x0, x0 + w))
-        mask = _largest_component(mask) & allowed[box]
-        _apply(img[box], bg[box], mask, delta)
+        mask = largest_component(mask) & allowed[box]
+        apply_defect(img[box], bg[box], mask, delta)
         out[box] |= mask
     return out
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
+def paint_defect(rng: np.random.Generator, class_id: int, h: int, w: int, s: float,
+                 touch_top: bool = False, touch_bottom: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One defect component of class `class_id` on an h x w crop (s = painter scale, 1 at a
+    256-high frame). Returns (mask bool (h, w), brightness change float (h, w) in grey levels).
+    `touch_top/bottom`: the component runs out of the crop there (no taper at that end)."""
+    if class_id == 1:
+        return _pits(rng, h, w, s)
+    if class_id == 2:
+        return _groove(rng, h, w, s, touch_top, touch_bottom)
+    if class_id == 3:
+        return _scratch(rng, h, w, s, touch_top, touch_bottom)
+    return _patch(rng, h, w, s)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected component of a bool mask (ragged edges may shed crumbs; a
     real annotation is one polygon per component)."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
@@ -398,7 +416,7 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == int(sizes.argmax())
 
 
-def _apply(region: np.ndarray, bg: np.ndarray, mask: np.ndarray, delta: np.ndarray) -> None:
+def apply_defect(region: np.ndarray, bg: np.ndarray, mask: np.ndarray, delta: np.ndarray) -> None:
     """Write bg + delta into region on mask pixels, guaranteeing a change of at least
     MIN_CONTRAST grey levels after clipping to 0..255 (flip the sign where it clips)."""
     new = bg + delta
@@ -421,7 +439,7 @@ def _choose_classes(rng: np.random.Generator, clean_fraction: float) -> list[int
     return list(combos[int(rng.choice(len(combos), p=weights / weights.sum()))])
 
 
-def render_sample(rng: np.random.Generator, height: int = 256, width: int = 1600, *,
+def render_sample(rng: np.random.Generator, height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH, *,
                   clean_fraction: float = CLEAN_FRACTION,
                   class_ids: Sequence[int] | None = None) -> SynthSample:
     """Generate one frame. `class_ids` forces the defect classes (empty = clean); otherwise
@@ -453,7 +471,7 @@ def render_sample(rng: np.random.Generator, height: int = 256, width: int = 1600
                        np.round(bg).astype(np.uint8), present)
 
 
-def generate_image(rng: np.random.Generator, height: int = 256, width: int = 1600, *,
+def generate_image(rng: np.random.Generator, height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH, *,
                    clean_fraction: float = CLEAN_FRACTION,
                    class_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic frame: (image RGB uint8 (H, W, 3), masks (C=4, H, W) uint8 0/1)."""
@@ -475,8 +493,8 @@ def _render_encoded(job: tuple[int, int, int, int, float]) -> tuple[bytes, np.nd
     return encode_jpeg(image), np.packbits(masks, axis=-1)
 
 
-def synthesize_dataset(out_dir: str | Path, n: int, seed: int, height: int = 256,
-                       width: int = 1600, *, clean_fraction: float = CLEAN_FRACTION,
+def synthesize_dataset(out_dir: str | Path, n: int, seed: int, height: int = FRAME_HEIGHT,
+                       width: int = FRAME_WIDTH, *, clean_fraction: float = CLEAN_FRACTION,
                        workers: int = 1, progress: bool = True) -> Path:
     """Write n synthetic frames in the Kaggle layout (train_images/*.jpg, train.csv,
     steelscan.json) under out_dir and return out_dir. Image i depends only on (seed, i)."""

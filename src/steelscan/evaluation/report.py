@@ -1,13 +1,17 @@
 """report.html: one self-contained page (inline CSS, figures embedded as base64 PNG/JPEG,
 no external URL) that shows how good a prediction is: summary table, per-class Dice
 against the all-empty baseline, precision-recall curves, confusion matrices, the worst
-images (truth beside prediction) and the settings used."""
+images (truth beside prediction) and the settings used.
+
+The markup lives in Jinja2 templates beside this module (`templates/report.html` and its
+`report.css`), rendered with autoescape on; this module makes the figures and hands the
+template plain values."""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -15,33 +19,6 @@ import numpy as np
 from ..atomic import write_text
 from .evaluate import Evaluation, pr_curve
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d232b}
-header{background:#1d2733;color:#fff;padding:18px 32px}
-header h1{margin:0;font-size:22px;font-weight:600}
-header p{margin:4px 0 0;color:#b8c4d2;font-size:13px}
-main{max-width:1180px;margin:0 auto;padding:8px 24px 40px}
-section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.08);margin:18px 0;padding:16px 22px}
-h2{font-size:17px;margin:0 0 12px;color:#263445}
-.cards{display:flex;gap:14px;flex-wrap:wrap}
-.card{flex:1;min-width:150px;background:#f0f3f7;border-radius:6px;padding:10px 14px}
-.card .v{font-size:26px;font-weight:650}.card .k{font-size:12px;color:#5a6878;text-transform:uppercase;letter-spacing:.04em}
-.good{color:#11803a}.bad{color:#b3261e}
-table{border-collapse:collapse;width:100%;font-size:13.5px}
-th,td{padding:6px 9px;border-bottom:1px solid #e3e7ec;text-align:right}
-th:first-child,td:first-child{text-align:left}
-th{background:#f0f3f7;font-weight:600}
-img{max-width:100%;display:block}
-.fig{margin:6px 0 4px}
-.worst{border-top:1px solid #e3e7ec;padding:10px 0}
-.worst .cap{font-size:13px;margin-bottom:6px}
-.pair{display:flex;gap:8px;flex-wrap:wrap}.pair>div{flex:1;min-width:280px}
-.lbl{font-size:12px;color:#5a6878;margin:2px 0}
-.note{background:#fff5d6;border-left:4px solid #e0a800;padding:6px 10px;font-size:13px;margin:6px 0}
-code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
-details{font-size:13px;margin:4px 0}summary{cursor:pointer}
-.swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;vertical-align:-1px}
-"""
 
 
 def _fmt(x, digits: int = 4) -> str:
@@ -155,127 +132,87 @@ def confusion_figure(ev: Evaluation, classification: dict) -> str:
     return _png(fig)
 
 
-def worst_images_html(ev: Evaluation, k: int) -> str:
+@lru_cache(maxsize=1)
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=PackageLoader("steelscan.evaluation", "templates"), autoescape=True,
+                      undefined=StrictUndefined)
+    env.filters["fmt"] = _fmt
+    return env
+
+
+def _worst_images(ev: Evaluation, k: int) -> list[dict]:
+    """The k worst images: caption values and truth/prediction overlays as data: URIs."""
     from ..data.layout import load_image
     from ..errors import ImageError
     from ..overlay import overlay_masks
 
-    parts = []
+    out = []
     for i in ev.worst(k):
-        image_id = ev.image_ids[i]
         per_class = ", ".join(f"{n} {d:.2f}" for n, d, t, p in zip(ev.class_names, ev.pair_dice[i],
                                                                      ev.truth_present[i], ev.pred_present[i])
                               if t or p)
-        cap = (f"<b>{html.escape(image_id)}</b> — mean Dice {ev.pair_dice[i].mean():.3f}"
-               f" <span class=mono>({html.escape(per_class)})</span>")
+        item = {"image_id": ev.image_ids[i], "mean_dice": float(ev.pair_dice[i].mean()), "per_class": per_class,
+                "error": None}
         try:
             image = load_image(ev.paths[i])
         except ImageError as e:
-            parts.append(f"<div class=worst><div class=cap>{cap}</div><div class=note>{html.escape(str(e))}</div></div>")
+            out.append({**item, "error": str(e)})
             continue
-        truth = overlay_masks(image, ev.masks(i, "truth"))
-        pred = overlay_masks(image, ev.masks(i, "pred"))
         h, w = image.shape[:2]
-        style = "" if w <= 2 * h else " style='flex-direction:column'"
-        parts.append(f"<div class=worst><div class=cap>{cap}</div><div class=pair{style}>"
-                     f"<div><div class=lbl>truth</div><img src='{_jpeg(truth)}' alt='truth'></div>"
-                     f"<div><div class=lbl>prediction</div><img src='{_jpeg(pred)}' alt='prediction'></div>"
-                     f"</div></div>")
-    return "\n".join(parts) or "<p>Every image scored a perfect Dice.</p>"
+        out.append({**item, "stacked": w > 2 * h,
+                    "truth": _jpeg(overlay_masks(image, ev.masks(i, "truth"))),
+                    "prediction": _jpeg(overlay_masks(image, ev.masks(i, "pred")))})
+    return out
 
 
-def _summary_cards(seg: dict, empty: dict, any_defect: dict) -> str:
+def _summary_cards(seg: dict, empty: dict, any_defect: dict) -> list[dict]:
     gain = seg["kaggle_dice"] - empty["kaggle_dice"]
     cards = [("Kaggle Dice", _fmt(seg["kaggle_dice"]), ""),
              ("all-empty baseline", _fmt(empty["kaggle_dice"]), ""),
              ("gain over all-empty", f"{gain:+.4f}", "good" if gain > 0 else "bad"),
              ("defect image recall", _fmt(any_defect["recall"], 3), ""),
              ("defect image precision", _fmt(any_defect["precision"], 3), "")]
-    return "<div class=cards>" + "".join(
-        f"<div class=card><div class=k>{k}</div><div class='v {c}'>{v}</div></div>" for k, v, c in cards) + "</div>"
+    return [{"key": k, "value": v, "css": c} for k, v, c in cards]
 
 
-def _class_table(ev: Evaluation, seg: dict, empty: dict, cls: dict) -> str:
+def _class_rows(ev: Evaluation, seg: dict, empty: dict, cls: dict) -> list[dict]:
+    """One row per class and a last one for 'any defect': Dice beside the image-level metrics."""
     rows = []
     colors = _colors(len(ev.class_names)) + ["#263445"]
     for name, col in zip(ev.class_names + ["any_defect"], colors):
         m = cls[name]
         is_any = name == "any_defect"
-        dice = seg["kaggle_dice"] if is_any else seg["per_class"][name]
-        dpos = seg["dice_pos"] if is_any else seg["per_class_pos"][name]
-        base = empty["kaggle_dice"] if is_any else empty["per_class"][name]
-        label = "all classes / any defect" if is_any else html.escape(name)
-        rows.append(f"<tr><td><span class=swatch style='background:{col}'></span>{label}</td>"
-                    f"<td>{m['positives']}</td><td>{_fmt(dice)}</td><td>{_fmt(dpos)}</td><td>{_fmt(base)}</td>"
-                    f"<td>{_fmt(m['accuracy'], 3)}</td><td>{_fmt(m['precision'], 3)}</td>"
-                    f"<td>{_fmt(m['recall'], 3)}</td><td>{_fmt(m['f1'], 3)}</td><td>{_fmt(m['roc_auc'], 3)}</td></tr>")
-    head = ("<tr><th>class</th><th>defect images</th><th>Dice</th><th>Dice (defect pairs)</th>"
-            "<th>all-empty Dice</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th>"
-            "<th>ROC-AUC</th></tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
+        rows.append({"label": "all classes / any defect" if is_any else name, "color": col,
+                     "positives": m["positives"],
+                     "dice": seg["kaggle_dice"] if is_any else seg["per_class"][name],
+                     "dice_pos": seg["dice_pos"] if is_any else seg["per_class_pos"][name],
+                     "baseline": empty["kaggle_dice"] if is_any else empty["per_class"][name],
+                     **{k: m[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc")}})
+    return rows
 
 
-def _settings_html(ev: Evaluation) -> str:
-    s = dict(ev.settings)
-    thresholds = s.pop("thresholds", None)
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td class=mono style='text-align:left'>"
-                   f"{html.escape(str(v))}</td></tr>" for k, v in s.items())
-    out = f"<table>{rows}</table>" if rows else "<p>No summary.json beside the predictions.</p>"
-    classes = (thresholds or {}).get("classes") if isinstance(thresholds, dict) else None
-    if classes:
-        head = "<tr><th>class</th><th>label threshold</th><th>pixel threshold</th><th>min component px</th><th>min area px</th></tr>"
-        body = "".join(f"<tr><td>{html.escape(c['name'])}</td><td>{c['label_threshold']:.2f}</td>"
-                       f"<td>{c['pixel_threshold']:.2f}</td><td>{c['min_component']}</td><td>{c['min_area']}</td></tr>"
-                       for c in classes)
-        out += f"<h2 style='margin-top:14px'>Thresholds</h2><table>{head}{body}</table>"
-    return out
-
-
-def _legend(ev: Evaluation) -> str:
-    return "<p style='font-size:13px'>" + " &nbsp; ".join(
-        f"<span class=swatch style='background:{c}'></span>{html.escape(n)}"
-        for n, c in zip(ev.class_names, _colors(len(ev.class_names)))) + "</p>"
-
-
-def _error_lists(errors: dict) -> str:
-    parts = []
-    for key, lists in errors.items():
-        for kind in ("false_positives", "false_negatives"):
-            ids = lists[kind]
-            if ids:
-                label = f"{key.replace('_', ' ')} — {kind.replace('_', ' ')} ({len(ids)})"
-                parts.append(f"<details><summary>{html.escape(label)}</summary><p class=mono>"
-                             f"{html.escape(', '.join(ids))}</p></details>")
-    return "".join(parts) or "<p>No image-level errors.</p>"
+def _error_lists(errors: dict) -> list[dict]:
+    return [{"label": f"{key.replace('_', ' ')} — {kind.replace('_', ' ')} ({len(lists[kind])})",
+             "ids": lists[kind]}
+            for key, lists in errors.items() for kind in ("false_positives", "false_negatives") if lists[kind]]
 
 
 def write_report(ev: Evaluation, path: str | Path, *, title: str = "steelscan evaluation",
                  source: str = "", worst: int = 8) -> Path:
     """Render the evaluation as one self-contained HTML file at `path`."""
     seg, empty, cls = ev.segmentation(), ev.all_empty(), ev.classification()
-    pr = pr_figure(ev)
-    notes = "".join(f"<div class=note>{html.escape(n)}</div>" for n in ev.notes)
-    body = f"""<header><h1>{html.escape(title)}</h1>
-<p>{len(ev.image_ids)} images · {len(ev.class_names)} classes · {html.escape(source)}</p></header>
-<main>
-<section><h2>Summary</h2>{notes}{_summary_cards(seg, empty, cls['any_defect'])}
-<p style="font-size:13px;color:#5a6878">Kaggle Dice is the mean over every (image, class) pair, an empty
-prediction on a clean pair scoring 1; the all-empty baseline predicts no defect anywhere on the same images.
-Dice positive pairs: {_fmt(seg['dice_pos'])} ({seg['n_pos']} pairs) · negative pairs: {_fmt(seg['dice_neg'])}
-({seg['n_neg']} pairs).</p>
-{_class_table(ev, seg, empty, cls)}</section>
-<section><h2>Dice per class</h2><img class=fig src="{dice_figure(ev)}" alt="Dice per class"></section>
-<section><h2>Image-level decisions</h2>
-<p style="font-size:13px;color:#5a6878">A class counts as predicted on an image when its final mask is not empty.</p>
-<img class=fig src="{confusion_figure(ev, cls)}" alt="confusion matrices">
-<div class=pair style="margin-top:10px">
-<div>{f'<img class=fig src="{pr}" alt="precision-recall curves">' if pr else '<p>No class scores (results.jsonl missing).</p>'}</div>
-<div><h2 style="font-size:15px">False positives / negatives (images)</h2>{_error_lists(ev.image_errors())}</div></div></section>
-<section><h2>Worst images (truth vs prediction)</h2>{_legend(ev)}{worst_images_html(ev, worst)}</section>
-<section><h2>Settings</h2>{_settings_html(ev)}</section>
-</main>"""
-    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{CSS}</style></head>"
-            f"<body>{body}</body></html>")
+    settings = dict(ev.settings)
+    thresholds = settings.pop("thresholds", None)
+    page = _environment().get_template("report.html").render(
+        title=title, source=source, n_images=len(ev.image_ids), n_classes=len(ev.class_names),
+        notes=ev.notes, seg=seg, cards=_summary_cards(seg, empty, cls["any_defect"]),
+        class_rows=_class_rows(ev, seg, empty, cls),
+        dice_figure=dice_figure(ev), confusion_figure=confusion_figure(ev, cls), pr_figure=pr_figure(ev),
+        error_lists=_error_lists(ev.image_errors()),
+        legend=list(zip(ev.class_names, _colors(len(ev.class_names)))), worst=_worst_images(ev, worst),
+        settings=[(str(k), str(v)) for k, v in settings.items()],
+        thresholds=(thresholds or {}).get("classes") if isinstance(thresholds, dict) else None)
     write_text(path, page)
     return Path(path)

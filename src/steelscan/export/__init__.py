@@ -1,18 +1,15 @@
-"""Export and runtime: model bundles, ONNX (fp32 / int8) export with parity checks,
-and the ONNX Runtime runner.
+"""Export: write model bundles from training runs, ONNX (fp32 / int8) export with parity
+checks. Reading bundles (and the ONNX Runtime runner) is `steelscan.runtime`'s.
 
-    write_bundle, load_bundle, resolve_model   (bundle.py)
+    write_bundle                               (bundle.py)
     export_bundle                              (exporter.py: the `steelscan export` pipeline)
-    OnnxRunner                                 (onnx_runner.py)
 """
 
 from __future__ import annotations
 
-from .bundle import ENGINES, load_bundle, read_manifest, resolve_model, shipped_models, write_bundle
-from .onnx_runner import OnnxRunner
+from .bundle import write_bundle
 
-__all__ = ["ENGINES", "load_bundle", "read_manifest", "resolve_model", "shipped_models", "write_bundle",
-           "OnnxRunner", "export_bundle"]
+__all__ = ["write_bundle", "export_bundle"]
 
 
 def export_bundle(*args, **kwargs):

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from ..atomic import write_json
 from ..errors import ModelError
-from .bundle import MANIFEST, ROLES, load_bundle, write_bundle
+from ..defaults import FRAME_SIZE
+from ..runtime.bundle import MANIFEST, ROLES, load_bundle
+from .bundle import write_bundle
 from .onnx_export import OPSET, check_dynamic_sizes, export_onnx
 from .parity import MIN_MASK_DICE, PARITY_IMAGES, frames_from_data, measure_parity, parity_line, synthetic_frames
 from .quantize import DEFAULT_CALIB_IMAGES, quantize_int8
@@ -56,7 +58,7 @@ def log(message: str) -> None:
 def export_bundle(out_dir: str | Path, classifier_run: str | Path | None, segmenter_run: str | Path, *,
                   thresholds=None, name: str | None = None, int8: bool = False,
                   calib_data: str | Path | None = None, calib_images: int = DEFAULT_CALIB_IMAGES,
-                  parity_images: int = PARITY_IMAGES, image_size: tuple[int, int] = (256, 1600),
+                  parity_images: int = PARITY_IMAGES, image_size: tuple[int, int] = FRAME_SIZE,
                   min_mask_dice: dict | None = None) -> dict:
     """Build and check a bundle in `out_dir` (see module doc). Returns the manifest.
 

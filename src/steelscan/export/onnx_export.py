@@ -89,7 +89,7 @@ def check_dynamic_sizes(model, onnx_path: str | Path, *, kind: str, in_channels:
     refuses a size or returns the wrong shape (i.e. an axis was frozen at export)."""
     import torch
 
-    from .onnx_runner import OnnxRunner
+    from ..runtime.onnx_runner import OnnxRunner
 
     runner = OnnxRunner(onnx_path)
     wrapped = _probability_module(model.float().cpu().eval())

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..defaults import FRAME_SIZE
 from ..inference.cascade import Inspector, to_batch_array
 from ..inference.thresholds import Thresholds
 
@@ -27,7 +28,8 @@ SYNTH_SEED = 20190722  # first day of the Severstal competition
 def frames_from_data(root: str | Path, count: int, skip: int = 0) -> tuple[list[np.ndarray], list[str]]:
     """Up to `count` RGB uint8 frames (H, W, 3) of a Kaggle-layout folder, after the first
     `skip` images (so calibration and parity can use different frames when there are enough)."""
-    from ..data.layout import load_image, open_dataset
+    from ..data.layout import open_dataset
+    from ..images import load_image
 
     records = open_dataset(root).records
     if len(records) >= skip + count:
@@ -37,7 +39,7 @@ def frames_from_data(root: str | Path, count: int, skip: int = 0) -> tuple[list[
     return [load_image(r.path) for r in chosen], [r.image_id for r in chosen]
 
 
-def synthetic_frames(count: int, size: tuple[int, int] = (256, 1600), seed: int = SYNTH_SEED,
+def synthetic_frames(count: int, size: tuple[int, int] = FRAME_SIZE, seed: int = SYNTH_SEED,
                      first: int = 0) -> tuple[list[np.ndarray], list[str]]:
     """`count` generated steel frames (steelscan.data.synth), RGB uint8 (H, W, 3)."""
     from ..data.synth import generate_image, image_rng, synthetic_image_id

@@ -2,5 +2,6 @@
 -> verdicts, defects, Kaggle submission; and the threshold search (`tune`).
 
 Modules: runners (the model interface), thresholds, tiling, postprocess, cascade
-(`Inspector`), loading (run folders / bundles, checked), predict (files -> outputs), tune.
+(`Inspector`), predict (files -> outputs), tune. Loading models (bundles, run folders)
+and building an Inspector from them: `steelscan.runtime.build_inspector`.
 """

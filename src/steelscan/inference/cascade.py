@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..defaults import BATCH_SIZE
 from ..errors import ModelError
 from .postprocess import Defect, classes_passing, exclusive_classes, find_defects, postprocess
 from .runners import Runner
@@ -112,11 +113,18 @@ def to_batch_array(image: np.ndarray) -> np.ndarray:
 
 
 class Inspector:
-    """Run the cascade over images of any size, `batch_size` images at a time."""
+    """The cascade: a classifier (or None), a segmenter and their thresholds, run over
+    images of any size, `batch_size` images at a time.
+
+    Build one with `steelscan.runtime.build_inspector` (from a bundle or run folders);
+    the constructor takes ready runners (tests, benchmarks). `settings` says where the
+    models came from and how they run (sources, engine, tile, ...: for reports);
+    `model_info` = {"name", "version", "sha256"} identifies the models (for records)."""
 
     def __init__(self, classifier: Runner | None, segmenter: Runner, thresholds: Thresholds,
                  class_names: list[str] | None = None, tile: tuple[int, int] | None = None,
-                 overlap: tuple[int, int] | None = None, batch_size: int = 8) -> None:
+                 overlap: tuple[int, int] | None = None, batch_size: int = BATCH_SIZE, *,
+                 settings: dict | None = None, model_info: dict | None = None) -> None:
         check_compatible(classifier, segmenter, thresholds)
         self.classifier = classifier
         self.segmenter = segmenter
@@ -128,6 +136,9 @@ class Inspector:
         self.tiling = Tiling(tuple(tile), tuple(overlap))
         self.batch_size = max(1, int(batch_size))
         self.stats = InspectorStats()
+        self.settings = {**(settings or {}), "tile": list(self.tiling.tile), "overlap": list(self.tiling.overlap),
+                         "batch_size": self.batch_size, "gated": classifier is not None}
+        self.model_info = dict(model_info or {"name": None, "version": None, "sha256": None})
 
     def inspect(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[InspectionResult]:
         """images: RGB uint8 (H, W, 3), any sizes. Returns one result per image, in order."""

@@ -24,7 +24,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..atomic import atomic_path, write_json
-from ..data.layout import IMAGE_SUFFIXES, SUBMISSION_HEADER, find_images_dir, list_images, load_image
+from ..data.layout import SUBMISSION_HEADER, find_images_dir, list_images
+from ..images import IMAGE_SUFFIXES, load_image
 from ..errors import ImageError, SteelscanError
 from ..rle import encode_rle
 from .cascade import InspectionResult, Inspector
@@ -127,7 +128,8 @@ def predict_files(inspector: Inspector, paths: Sequence[Path], out_dir: str | Pa
                   overlays: bool = True, settings: dict | None = None, progress: bool = True,
                   workers: int = 2) -> PredictionSummary:
     """Inspect `paths` in batches and write submission.csv, results.jsonl, overlays/ and
-    summary.json into out_dir (the two tables atomically, when the run completes)."""
+    summary.json into out_dir (the two tables atomically, when the run completes).
+    settings: what summary.json records about the run (default: `inspector.settings`)."""
     from ..overlay import save_png
     from tqdm import tqdm
 
@@ -136,7 +138,8 @@ def predict_files(inspector: Inspector, paths: Sequence[Path], out_dir: str | Pa
     if overlays:
         (out / OVERLAY_DIR).mkdir(exist_ok=True)
     C = inspector.thresholds.num_classes
-    summary = PredictionSummary(settings=dict(settings or {}))
+    summary = PredictionSummary(settings=dict(inspector.settings if settings is None else settings))
+    summary.settings.setdefault("model_info", inspector.model_info)
     start_stats = inspector.stats.to_json()
     t0 = time.perf_counter()
     bar = tqdm(total=len(paths), unit="img", desc="inspect", disable=not progress, dynamic_ncols=True)

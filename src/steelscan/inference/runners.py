@@ -5,7 +5,7 @@ numpy array (N, 3, H, W) of RGB values in 0..1 and the result is float32 numpy,
 sigmoid already applied: a classifier gives (N, C), a segmenter (N, C, H, W).
 Runners also expose `num_classes`, `in_channels` and `kind` so the cascade can check
 that a classifier, a segmenter and a thresholds file belong together before any work.
-`TorchRunner` wraps a torch module; `steelscan.export.onnx_runner.OnnxRunner` wraps an
+`TorchRunner` wraps a torch module; `steelscan.runtime.onnx_runner.OnnxRunner` wraps an
 ONNX session with the same protocol.
 """
 

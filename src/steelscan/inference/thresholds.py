@@ -10,6 +10,9 @@ thresholds.json =
 - min_component: connected components (8-connectivity) smaller than this many pixels
   are removed.
 - min_area: if the class's remaining total area is under this many pixels, it is emptied.
+
+`ThresholdsFile` (pydantic) checks a file: numbers in range, classes in order, no unknown keys;
+a problem raises ConfigError naming the field, e.g. `classes[0].pixel_threshold`.
 """
 
 from __future__ import annotations
@@ -17,17 +20,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from ..atomic import write_json
-from ..errors import ConfigError
+from ..errors import ConfigError, config_error
 
 DEFAULT_LABEL_THRESHOLD = 0.5
 DEFAULT_PIXEL_THRESHOLD = 0.5
 DEFAULT_MIN_COMPONENT = 0
 DEFAULT_MIN_AREA = 0
-
-_FLOAT_FIELDS = ("label_threshold", "pixel_threshold")
-_INT_FIELDS = ("min_component", "min_area")
 
 
 @dataclass(frozen=True)
@@ -94,40 +98,52 @@ class Thresholds:
 
     @classmethod
     def from_json(cls, data: object, *, path: object = "<thresholds>") -> "Thresholds":
-        if not isinstance(data, dict) or not isinstance(data.get("classes"), list) or not data["classes"]:
-            raise ConfigError('expected {"classes": [ {...}, ... ]} with at least one class',
-                              path=path, field="classes")
-        classes = []
-        for i, entry in enumerate(data["classes"]):
-            where = f"classes[{i}]"
-            if not isinstance(entry, dict):
-                raise ConfigError("expected an object", path=path, field=where)
-            class_id = entry.get("class_id", i + 1)
-            if not isinstance(class_id, int) or isinstance(class_id, bool) or class_id != i + 1:
-                raise ConfigError(f"class_id must be {i + 1} (classes in order, 1-based), got {class_id!r}",
-                                  path=path, field=f"{where}.class_id")
-            values: dict = {}
-            for key in _FLOAT_FIELDS:
-                v = entry.get(key, getattr(ClassThresholds, key))
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-                    raise ConfigError(f"must be a number in 0..1, got {v!r}", path=path, field=f"{where}.{key}")
-                values[key] = float(v)
-            for key in _INT_FIELDS:
-                v = entry.get(key, getattr(ClassThresholds, key))
-                if isinstance(v, float) and v.is_integer():
-                    v = int(v)
-                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                    raise ConfigError(f"must be a whole number of pixels >= 0, got {v!r}",
-                                      path=path, field=f"{where}.{key}")
-                values[key] = v
-            name = entry.get("name", f"class_{i + 1}")
-            if not isinstance(name, str) or not name:
-                raise ConfigError(f"name must be a non-empty string, got {name!r}", path=path, field=f"{where}.name")
-            unknown = set(entry) - {"class_id", "name", *_FLOAT_FIELDS, *_INT_FIELDS}
-            if unknown:
-                raise ConfigError(f"unknown key(s) {sorted(unknown)}", path=path, field=where)
-            classes.append(ClassThresholds(class_id, name, **values))
-        return cls(classes, source=str(path))
+        """Validate a thresholds.json object (`ThresholdsFile`); ConfigError names the field."""
+        try:
+            entries = ThresholdsFile.model_validate(data).classes
+        except ValidationError as e:
+            raise config_error(e, lambda field: path, noun="key") from None
+        return cls([ClassThresholds(i + 1, e.name or f"class_{i + 1}", e.label_threshold, e.pixel_threshold,
+                                    e.min_component, e.min_area) for i, e in enumerate(entries)], source=str(path))
+
+
+def _whole_number(value: object) -> object:
+    """Pixel counts: numbers only (2.0 reads as 2; true/false and text are mistakes)."""
+    if isinstance(value, (bool, str)):
+        raise PydanticCustomError("pixels", "must be a whole number of pixels >= 0")
+    return value
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+Pixels = Annotated[int, BeforeValidator(_whole_number), Field(ge=0)]
+
+
+class ClassEntry(BaseModel):
+    """One class of thresholds.json; left-out keys take the defaults above."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    class_id: Annotated[int, Field(strict=True)] | None = None  # 1-based position; checked by ThresholdsFile
+    name: Annotated[str, Field(min_length=1, strict=True)] | None = None  # default class_<id>
+    label_threshold: Probability = DEFAULT_LABEL_THRESHOLD
+    pixel_threshold: Probability = DEFAULT_PIXEL_THRESHOLD
+    min_component: Pixels = DEFAULT_MIN_COMPONENT
+    min_area: Pixels = DEFAULT_MIN_AREA
+
+
+class ThresholdsFile(BaseModel):
+    """thresholds.json: {"classes": [ClassEntry, ...]}, at least one class, in class order."""
+
+    classes: list[ClassEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _classes_in_order(self) -> "ThresholdsFile":
+        for i, entry in enumerate(self.classes):
+            if entry.class_id is not None and entry.class_id != i + 1:
+                raise PydanticCustomError(
+                    "combination", "class_id must be {want} (classes in order, 1-based), got {got}",
+                    {"want": i + 1, "got": entry.class_id, "field": f"classes[{i}].class_id"})
+        return self
 
 
 def load_thresholds(path: str | Path | None, num_classes: int,

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-DEFAULT_TILE = (256, 1600)  # (height, width) pixels: Severstal's training image size
+from ..defaults import BATCH_SIZE, TILE, TILE_OVERLAP
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ def ramp(length: int, start: int, tile: int, overlap: int) -> np.ndarray:
 class Tiling:
     """Tile size and overlap, (height, width) pixels."""
 
-    tile: tuple[int, int] = DEFAULT_TILE
-    overlap: tuple[int, int] = (32, 200)
+    tile: tuple[int, int] = TILE
+    overlap: tuple[int, int] = TILE_OVERLAP
 
     def windows(self, index: int, height: int, width: int) -> list[Window]:
         th, tw = min(self.tile[0], height), min(self.tile[1], width)
@@ -89,7 +89,7 @@ def _crops(images: list[np.ndarray], batch: list[Window]) -> np.ndarray:
 
 
 def tiled_segment(runner: Callable[[np.ndarray], np.ndarray], images: list[np.ndarray],
-                  tiling: Tiling = Tiling(), batch_size: int = 8) -> list[np.ndarray]:
+                  tiling: Tiling = Tiling(), batch_size: int = BATCH_SIZE) -> list[np.ndarray]:
     """Segmenter probabilities of images (each (3, H, W) float32 0..1, any sizes)
     -> list of (C, H, W) float32, stitched from tiles where an image exceeds the tile."""
     windows = [w for i, im in enumerate(images) for w in tiling.windows(i, *im.shape[1:])]
@@ -112,7 +112,7 @@ def tiled_segment(runner: Callable[[np.ndarray], np.ndarray], images: list[np.nd
 
 
 def tiled_classify(runner: Callable[[np.ndarray], np.ndarray], images: list[np.ndarray],
-                   tiling: Tiling = Tiling(), batch_size: int = 8) -> np.ndarray:
+                   tiling: Tiling = Tiling(), batch_size: int = BATCH_SIZE) -> np.ndarray:
     """Classifier probabilities (N, C) of images of any sizes: the max over each image's tiles."""
     windows = [w for i, im in enumerate(images) for w in tiling.windows(i, *im.shape[1:])]
     scores: np.ndarray | None = None

@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..defaults import BATCH_SIZE
 from ..errors import ConfigError, DatasetError
 from .postprocess import exclusive_classes, label_components
 from .thresholds import DEFAULT_LABEL_THRESHOLD, Thresholds
@@ -81,7 +82,7 @@ def choose_factor(total_pixels: int, num_classes: int, memory_bytes: int) -> int
 
 
 def build_cache(classifier, segmenter, items: Iterable[tuple[str, np.ndarray, np.ndarray]],
-                class_names: list[str], tiling: Tiling = Tiling(), batch_size: int = 8, factor: int = 1,
+                class_names: list[str], tiling: Tiling = Tiling(), batch_size: int = BATCH_SIZE, factor: int = 1,
                 progress=None) -> ProbabilityCache:
     """Run the models once over `items`: (image id, RGB uint8 (H, W, 3), truth (C, H, W) 0/1),
     streamed, batch_size images at a time (only the pooled cache stays in memory)."""
@@ -297,7 +298,7 @@ def format_report(report: TuneReport) -> str:
 def dataset_items(dataset, ids: Sequence[str], skipped: list[str]) -> Iterable[tuple[str, np.ndarray, np.ndarray]]:
     """(image id, image, truth masks) of the dataset's images named by ids; unreadable
     images are skipped and their ids appended to `skipped`."""
-    from ..data.layout import load_image
+    from ..images import load_image
     from ..errors import ImageError
 
     records = {r.image_id: r for r in dataset.records}
@@ -311,20 +312,21 @@ def dataset_items(dataset, ids: Sequence[str], skipped: list[str]) -> Iterable[t
         yield image_id, image, dataset.masks(record, *image.shape[:2])
 
 
-def tune_on_dataset(cascade, dataset, ids: Sequence[str], *, tiling: Tiling = Tiling(), batch_size: int = 8,
-                    memory_bytes: int = DEFAULT_MEMORY_BYTES, min_positives: int = DEFAULT_MIN_POSITIVES,
-                    min_label_threshold: float = 0.0, progress: bool = True) -> TuneReport:
-    """Run `cascade` (steelscan.inference.loading.Cascade) once over the dataset images `ids`,
-    then search thresholds (label thresholds from min_label_threshold up: a floor keeps the
-    classifier gating, so the search does not trade it for area filters that drop small
-    defects). Raises DatasetError when the data's classes do not match."""
+def tune_on_dataset(inspector, dataset, ids: Sequence[str], *, memory_bytes: int = DEFAULT_MEMORY_BYTES,
+                    min_positives: int = DEFAULT_MIN_POSITIVES, min_label_threshold: float = 0.0,
+                    progress: bool = True) -> TuneReport:
+    """Run the models of `inspector` (steelscan.inference.cascade.Inspector: its classifier,
+    segmenter, tiling and batch size; its thresholds only name the classes) once over the
+    dataset images `ids`, then search thresholds (label thresholds from min_label_threshold
+    up: a floor keeps the classifier gating, so the search does not trade it for area filters
+    that drop small defects). Raises DatasetError when the data's classes do not match."""
     from tqdm import tqdm
 
-    from ..data.layout import image_size
+    from ..images import image_size
 
-    if dataset.num_classes != cascade.thresholds.num_classes:
+    if dataset.num_classes != inspector.thresholds.num_classes:
         raise DatasetError(f"the data has {dataset.num_classes} classes but the models predict "
-                           f"{cascade.thresholds.num_classes}", path=dataset.root)
+                           f"{inspector.thresholds.num_classes}", path=dataset.root)
     records = {r.image_id: r for r in dataset.records}
     total = 0
     for image_id in ids:
@@ -337,8 +339,8 @@ def tune_on_dataset(cascade, dataset, ids: Sequence[str], *, tiling: Tiling = Ti
     skipped: list[str] = []
     with tqdm(total=len(ids), unit="img", desc="tune: run models", disable=not progress,
               dynamic_ncols=True) as bar:
-        cache = build_cache(cascade.classifier, cascade.segmenter, dataset_items(dataset, ids, skipped),
-                            cascade.class_names, tiling, batch_size, factor, bar)
+        cache = build_cache(inspector.classifier, inspector.segmenter, dataset_items(dataset, ids, skipped),
+                            inspector.class_names, inspector.tiling, inspector.batch_size, factor, bar)
     if not cache.probs:
         raise DatasetError("no readable images to tune on", path=dataset.root)
     report = search(cache, min_positives=min_positives,

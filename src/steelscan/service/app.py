@@ -1,21 +1,23 @@
 """The steelscan web service (FastAPI): inspect uploaded frames, keep a history.
 
     POST /v1/inspect            multipart field `file` (PNG/JPEG/BMP/TIFF) -> verdict, defects, RLEs
-    GET  /v1/inspections        past inspections, newest first (limit/offset)
+    GET  /v1/inspections        past inspections, newest first (limit 1..500, offset 0..2^31-1)
     GET  /v1/inspections/{id}   one past inspection, as the POST returned it
-    GET  /healthz               liveness + model/engine
-    GET  /metrics               Prometheus text exposition
+    GET  /healthz               liveness + model/engine (model null: none loaded)
+    GET  /metrics               Prometheus text exposition (prometheus_client)
     GET  /                      the single-page web UI (static/index.html)
 
-Hostile input never gets a 500: bodies over the limit get 413 (Content-Length checked
-first, then the streamed bytes counted), non-images 415, corrupt images 422, and
-requests beyond `max_concurrency` a 503 with Retry-After instead of a queue.
-Inference runs in a thread pool so the event loop keeps answering."""
+Every status an endpoint can answer is in the OpenAPI schema (tests/test_service.py fuzzes
+the app from it). Hostile input never gets a 500: bodies over the limit get 413 (FastAPI's
+per-route `max_body_size`: Content-Length checked first, then the streamed bytes counted),
+non-images 415, corrupt images 422, and requests beyond `max_concurrency` a 503 with
+Retry-After instead of a queue. Without a model the page, history, health and metrics still
+work and /v1/inspect answers 503. Inference runs in a thread pool so the event loop keeps
+answering."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import threading
 import time
@@ -26,10 +28,14 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi import Path as PathParam
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..rle import encode_rle
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServiceMetrics
 from .store import InspectionStore
 
@@ -37,6 +43,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_MAX_UPLOAD_MB = 20.0
 MAX_IMAGE_PIXELS = 64_000_000  # e.g. a 256 x 250,000 strip; larger is refused (422)
 RETRY_AFTER_S = 1
+MAX_ROW = 2**31 - 1  # ids and offsets fit a 32-bit signed integer (SQLite and PostgreSQL alike)
+MAX_PAGE = 500
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/tiff")
 
 
 # ---------- response models (the OpenAPI schema is generated from these) ----------
@@ -92,8 +101,8 @@ class InspectionList(BaseModel):
 
 class Health(BaseModel):
     status: str
-    model: str
-    engine: str
+    model: str | None = Field(description="bundle name; null when the server runs without a model")
+    engine: str | None = Field(description="torch, onnx or onnx-int8 (auto for a ready inspector); null without a model")
     in_flight: int
     max_concurrency: int
 
@@ -103,15 +112,23 @@ class ErrorModel(BaseModel):
 
 
 ERRORS = {
-    413: {"model": ErrorModel, "description": "Upload larger than --max-upload-mb"},
+    413: {"model": ErrorModel, "description": "Upload larger than --max-upload-mb (a body whose Content-Length "
+                                              "already says so gets the text/plain answer)",
+          "content": {"text/plain": {"schema": {"type": "string"}}}},
     415: {"model": ErrorModel, "description": "Not multipart/form-data, or the file is not an image"},
-    422: {"model": ErrorModel, "description": "No `file` field, or a corrupt/oversized image"},
-    503: {"model": ErrorModel, "description": "All inference slots busy; retry after Retry-After seconds"},
+    422: {"model": ErrorModel, "description": "No `file` part, parts besides `file`, a malformed multipart "
+                                              "body, or an empty, corrupt or oversized image"},
+    503: {"model": ErrorModel, "description": "All inference slots busy (retry after Retry-After seconds), "
+                                              "or no model loaded (the server was started without --model)",
+          "headers": {"Retry-After": {"description": "seconds; sent when the slots are busy",
+                                      "schema": {"type": "integer"}}}},
 }
-UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"],
-    "properties": {"file": {"type": "string", "format": "binary",
-                            "description": "a PNG, JPEG, BMP or TIFF steel frame"}}}}}}}
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "required": ["file"], "additionalProperties": False,
+               "properties": {"file": {"type": "string", "format": "binary",
+                                       "description": "one steel frame: PNG, JPEG, BMP or TIFF, "
+                                                      f"at most {MAX_IMAGE_PIXELS:,} pixels"}}},
+    "encoding": {"file": {"contentType": ", ".join(IMAGE_TYPES)}}}}}}
 
 
 class UploadError(Exception):
@@ -121,56 +138,38 @@ class UploadError(Exception):
 
 
 def decode_upload(data: bytes, filename: str) -> np.ndarray:
-    """Image bytes -> RGB uint8 (H, W, 3); UploadError 415 (not an image) or 422 (corrupt)."""
-    from PIL import Image, UnidentifiedImageError
+    """Image bytes -> RGB uint8 (H, W, 3) (steelscan.images, 16-bit included); UploadError
+    415 (not an image) or 422 (empty, corrupt or too many pixels)."""
+    from ..images import NotAnImageError, decode_image_bytes
+    from ..errors import ImageError
 
-    if not data:
-        raise UploadError(422, f"{filename}: empty file")
     try:
-        im = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise UploadError(415, f"{filename}: not a supported image (PNG, JPEG, BMP or TIFF expected)") from None
-    except Exception as e:
-        raise UploadError(422, f"{filename}: unreadable image ({e.__class__.__name__})") from None
-    with im:
-        w, h = im.size
-        if w * h > MAX_IMAGE_PIXELS:
-            raise UploadError(422, f"{filename}: {w}x{h} pixels is more than {MAX_IMAGE_PIXELS:,}")
-        try:
-            im.load()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-        except Exception as e:  # truncated/corrupt data in a recognised format
-            raise UploadError(422, f"{filename}: corrupt {im.format or 'image'} ({e.__class__.__name__}: "
-                                   f"{' '.join(str(e).split())[:120]})") from None
+        return decode_image_bytes(data, filename, max_pixels=MAX_IMAGE_PIXELS)
+    except NotAnImageError as e:
+        raise UploadError(415, str(e)) from None
+    except ImageError as e:
+        raise UploadError(422, str(e)) from None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) as soon as it exceeds `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise UploadError(413, f"upload of {int(declared):,} bytes exceeds the limit of {limit:,} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise UploadError(413, f"upload exceeds the limit of {limit:,} bytes")
-    return bytes(body)
-
-
-async def upload_file(request: Request, limit: int) -> tuple[bytes, str]:
-    """(file bytes, file name) of the multipart field `file`."""
+async def upload_file(request: Request) -> tuple[bytes, str]:
+    """(file bytes, file name) of the multipart part `file`, parsed by Starlette's form parser.
+    The size cap is the route's `max_body_size` (FastAPI counts the bytes as they stream in)."""
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
-        raise UploadError(415, f"expected multipart/form-data with a `file` field, got {ctype or 'no content type'!r}")
-    body = await read_body(request, limit)
-    request._body = body  # let Starlette's form parser read the counted bytes
+        raise UploadError(415, f"expected multipart/form-data with a `file` part, got {ctype or 'no content type'!r}")
     try:
         form = await request.form(max_files=1, max_fields=8)
-    except Exception as e:  # malformed multipart
-        raise UploadError(422, f"malformed multipart body ({e.__class__.__name__})") from None
+    except StarletteHTTPException as e:
+        if e.status_code == 413:  # over the body limit: FastAPI answers it
+            raise
+        raise UploadError(422, f"malformed multipart body ({e.detail})") from None
     upload = form.get("file")
-    if upload is None or not hasattr(upload, "read"):
-        raise UploadError(422, "multipart body has no `file` field")
+    if upload is None or isinstance(upload, str):
+        raise UploadError(422, "multipart body has no `file` part with a file in it")
+    extra = sorted({key for key in form.keys() if key != "file"})
+    if extra:
+        raise UploadError(422, f"unexpected multipart part(s) {', '.join(map(repr, extra))[:200]}: "
+                               "send only `file`")
     data = await upload.read()
     return data, (upload.filename or "upload")[:200]
 
@@ -183,67 +182,82 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
                db_path: str | Path = "inspections.sqlite", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                max_concurrency: int | None = None, threads: int | None = None,
                model_name: str | None = None) -> FastAPI:
-    """Build the app. Either `model` (a bundle name or folder, loaded with `engine`:
-    auto = int8 ONNX if the bundle has it, else ONNX, else PyTorch) or a ready `inspector`."""
+    """Build the app. `model` (a bundle name or folder, loaded with `engine`: auto = int8 ONNX
+    if the bundle has it, else ONNX, else PyTorch), or a ready `inspector`, or neither: then
+    the page, history, health and metrics work and /v1/inspect answers 503.
+    `db_path` is the history database, handed to InspectionStore as given. The store and the
+    inference pool open when the app starts (lifespan) and close when it stops."""
     max_concurrency = max(1, int(max_concurrency or 2))
+    if inspector is None and model is not None:
+        from ..runtime import build_inspector
+
+        # tiling on (the default): a long strip is inspected as `steelscan predict` does it
+        inspector = build_inspector(model, engine=engine, batch_size=1,
+                                    threads=threads or max(1, (os.cpu_count() or 2) // max_concurrency))
+        engine, model_name = inspector.settings["engine"], inspector.model_info["name"]
     if inspector is None:
-        if model is None:
-            raise ValueError("create_app needs a model or an inspector")
-        inspector, engine, model_name = load_inspector(model, engine, threads or
-                                                       max(1, (os.cpu_count() or 2) // max_concurrency))
+        engine, model_name = None, None
     limit = int(max_upload_mb * 1024 * 1024)
-    store = InspectionStore(db_path)
-    metrics = ServiceMetrics(inspector.class_names)
+    metrics = ServiceMetrics(inspector.class_names if inspector is not None else [])
     slots = threading.BoundedSemaphore(max_concurrency)
-    pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="inspect")
     state = {"in_flight": 0}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
-        pool.shutdown(wait=True)
-        store.close()
+        app.state.store = InspectionStore(db_path)
+        app.state.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="inspect")
+        try:
+            yield
+        finally:
+            app.state.pool.shutdown(wait=True)
+            app.state.store.close()
 
     app = FastAPI(title="steelscan", version=_version(), lifespan=lifespan,
                   description="Steel-surface defect inspection: a classifier gates a segmenter; "
                               "masks come back as Kaggle RLE.")
-    app.state.store, app.state.metrics, app.state.inspector = store, metrics, inspector
-    app.state.slots = slots  # the inspection slots (tests saturate them)
+    app.state.metrics, app.state.inspector = metrics, inspector
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):
-        t0 = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")
-        metrics.observe_request(getattr(route, "path", "unmatched"), request.method,
-                                response.status_code, time.perf_counter() - t0)
+        metrics.observe_request(getattr(route, "path", "unmatched"), request.method, response.status_code)
         return response
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError):
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 and inspector is not None else None
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 413:  # raised by the body limit while the upload streams in
+            exc = StarletteHTTPException(413, f"upload exceeds the limit of {limit:,} bytes (--max-upload-mb)")
+        return await http_exception_handler(request, exc)
 
     def inspect_and_store(image: np.ndarray, filename: str, t0: float) -> dict:
         result = inspector.inspect_image(image, filename)
         payload = result.to_json()
         payload["rles"] = class_rles(result.masks)
         latency = (time.perf_counter() - t0) * 1000.0
-        record = store.add(filename, payload, latency)
+        record = app.state.store.add(filename, payload, latency)
         metrics.observe_inspection(payload, latency / 1000.0)
         return record
 
     @app.post("/v1/inspect", response_model=InspectionModel, responses=ERRORS, openapi_extra=UPLOAD_BODY,
-              summary="Inspect one frame", tags=["inspect"])
+              max_body_size=limit, summary="Inspect one frame", tags=["inspect"])
     async def inspect(request: Request) -> Any:
+        if inspector is None:
+            raise UploadError(503, "no model loaded: this server was started without --model, so it shows "
+                                   "the history but cannot inspect; restart it with `steelscan serve --model MODEL`")
         if not slots.acquire(blocking=False):
-            metrics.rejected += 1
+            metrics.rejected.inc()
             raise UploadError(503, f"all {max_concurrency} inspection slots are busy; retry shortly")
         state["in_flight"] += 1
         try:
             t0 = time.perf_counter()
-            data, filename = await upload_file(request, limit)
-            loop = asyncio.get_running_loop()
+            data, filename = await upload_file(request)
+            loop, pool = asyncio.get_running_loop(), app.state.pool
             image = await loop.run_in_executor(pool, decode_upload, data, filename)
             return await loop.run_in_executor(pool, inspect_and_store, image, filename, t0)
         finally:
@@ -252,50 +266,37 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
 
     @app.get("/v1/inspections", response_model=InspectionList, tags=["history"],
              summary="Past inspections, newest first")
-    async def list_inspections(limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0)) -> Any:
+    async def list_inspections(limit: int = Query(20, ge=1, le=MAX_PAGE, description="page size"),
+                               offset: int = Query(0, ge=0, le=MAX_ROW, description="rows to skip")) -> Any:
+        store = app.state.store
         items, total = await asyncio.get_running_loop().run_in_executor(None, store.list, limit, offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     @app.get("/v1/inspections/{inspection_id}", response_model=InspectionModel, tags=["history"],
              responses={404: {"model": ErrorModel, "description": "No inspection with this id"}},
              summary="One past inspection")
-    async def get_inspection(inspection_id: int) -> Any:
-        record = store.get(inspection_id)
+    async def get_inspection(inspection_id: int = PathParam(ge=1, le=MAX_ROW)) -> Any:
+        record = app.state.store.get(inspection_id)
         if record is None:
             raise HTTPException(404, f"no inspection with id {inspection_id}")
         return record
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def healthz() -> Any:
-        return {"status": "ok", "model": model_name or "custom", "engine": engine,
-                "in_flight": state["in_flight"], "max_concurrency": max_concurrency}
+        return {"status": "ok", "model": model_name or ("custom" if inspector is not None else None),
+                "engine": engine, "in_flight": state["in_flight"], "max_concurrency": max_concurrency}
 
-    @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"],
-             summary="Prometheus text exposition (version 0.0.4)")
-    async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(metrics.exposition(state["in_flight"], store.count()),
-                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+    @app.get("/metrics", tags=["ops"], summary="Prometheus text exposition (version 0.0.4)",
+             response_class=Response, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    async def prometheus() -> Response:
+        return Response(metrics.exposition(state["in_flight"], app.state.store.count()),
+                        media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     return app
-
-
-def load_inspector(model: str | Path, engine: str, threads: int | None):
-    """(Inspector, engine actually used, bundle name) for a bundle; engine "auto" picks
-    the fastest the bundle has: onnx-int8, else onnx, else torch."""
-    from ..export.bundle import load_bundle, read_manifest, resolve_model
-    from ..inference.cascade import Inspector
-
-    model_dir = resolve_model(model)
-    if engine == "auto":
-        manifest = read_manifest(model_dir)
-        seg = manifest["segmenter"]
-        engine = "onnx-int8" if seg.get("onnx_int8") else "onnx" if seg.get("onnx") else "torch"
-    cls, seg, thresholds, manifest = load_bundle(model_dir, engine=engine, threads=threads)
-    return Inspector(cls, seg, thresholds, manifest.get("class_names"), batch_size=1), engine, manifest.get("name")
 
 
 def _version() -> str:

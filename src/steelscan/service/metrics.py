@@ -1,74 +1,59 @@
-"""Service metrics in the Prometheus text exposition format (version 0.0.4), by hand:
-prometheus_client is not a dependency."""
+"""Service metrics with prometheus_client, in a registry of their own per app (two apps in
+one process, e.g. in tests, never share counters). Exposed at /metrics in the Prometheus text
+format 0.0.4.
+
+    steelscan_http_requests_total{path,method,status}   counter
+    steelscan_inspection_latency_seconds                 histogram (decode + cascade + storage)
+    steelscan_inspections_total{verdict}                 counter
+    steelscan_ng_images_total{class_name}                counter (0 for every class from the start)
+    steelscan_rejected_busy_total                        counter (503: all slots busy)
+    steelscan_in_flight                                  gauge
+    steelscan_stored_inspections                         gauge (rows in the history)
+
+prometheus_client also writes a `*_created` gauge (start time, Unix seconds) beside each
+counter and histogram: standard, and ignored by dashboards that do not ask for it."""
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def _label(value: str) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # "text/plain; version=0.0.4; charset=utf-8"
 
 
 class ServiceMetrics:
-    """Counters and one histogram, updated from request handlers (thread-safe)."""
+    """The service's metrics; prometheus_client's metric objects are thread-safe."""
 
     def __init__(self, class_names: list[str]) -> None:
-        self.class_names = list(class_names)
-        self._lock = threading.Lock()
-        self.requests: Counter = Counter()  # (path, method, status) -> count
-        self.verdicts: Counter = Counter()
-        self.ng_by_class: Counter = Counter({name: 0 for name in self.class_names})
-        self.bucket_counts = [0] * len(LATENCY_BUCKETS_S)
-        self.latency_sum = 0.0
-        self.latency_count = 0
-        self.rejected = 0
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("steelscan_http_requests", "HTTP requests by route, method and status code.",
+                                ["path", "method", "status"], registry=r)
+        self.latency = Histogram("steelscan_inspection_latency_seconds", "Upload decode + cascade + storage time.",
+                                 buckets=LATENCY_BUCKETS_S, registry=r)
+        self.verdicts = Counter("steelscan_inspections", "Inspections by verdict.", ["verdict"], registry=r)
+        self.ng_by_class = Counter("steelscan_ng_images", "Images judged NG, by defect class.", ["class_name"],
+                                   registry=r)
+        for name in class_names:  # a class never seen still shows 0, so rate() works from the start
+            self.ng_by_class.labels(name)
+        self.rejected = Counter("steelscan_rejected_busy", "Requests refused with 503 (all slots busy).",
+                                registry=r)
+        self.in_flight = Gauge("steelscan_in_flight", "Inspections running now.", registry=r)
+        self.stored = Gauge("steelscan_stored_inspections", "Rows in the inspection store.", registry=r)
 
-    def observe_request(self, path: str, method: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self.requests[(path, method, int(status))] += 1
+    def observe_request(self, path: str, method: str, status: int) -> None:
+        self.requests.labels(path, method, str(int(status))).inc()
 
     def observe_inspection(self, result: dict, seconds: float) -> None:
-        """One successful inspection: its latency (s), verdict and classes with a defect."""
-        with self._lock:
-            self.verdicts[result.get("verdict") or "none"] += 1
-            for name in {d["class_name"] for d in result.get("defects", [])}:
-                self.ng_by_class[name] += 1
-            self.latency_sum += seconds
-            self.latency_count += 1
-            for i, bound in enumerate(LATENCY_BUCKETS_S):
-                if seconds <= bound:
-                    self.bucket_counts[i] += 1
+        """One successful inspection: its latency (s), verdict and the classes with a defect."""
+        self.verdicts.labels(result.get("verdict") or "none").inc()
+        for name in {d["class_name"] for d in result.get("defects", [])}:
+            self.ng_by_class.labels(name).inc()
+        self.latency.observe(seconds)
 
-    def exposition(self, in_flight: int, stored: int) -> str:
-        with self._lock:
-            out = ["# HELP steelscan_http_requests_total HTTP requests by route, method and status code.",
-                   "# TYPE steelscan_http_requests_total counter"]
-            for (path, method, status), n in sorted(self.requests.items()):
-                out.append(f'steelscan_http_requests_total{{path="{_label(path)}",method="{method}",'
-                           f'status="{status}"}} {n}')
-            out += ["# HELP steelscan_inspection_latency_seconds Upload decode + cascade + storage time.",
-                    "# TYPE steelscan_inspection_latency_seconds histogram"]
-            for bound, n in zip(LATENCY_BUCKETS_S, self.bucket_counts):
-                out.append(f'steelscan_inspection_latency_seconds_bucket{{le="{bound}"}} {n}')
-            out += [f'steelscan_inspection_latency_seconds_bucket{{le="+Inf"}} {self.latency_count}',
-                    f"steelscan_inspection_latency_seconds_sum {self.latency_sum:.6f}",
-                    f"steelscan_inspection_latency_seconds_count {self.latency_count}",
-                    "# HELP steelscan_inspections_total Inspections by verdict.",
-                    "# TYPE steelscan_inspections_total counter"]
-            for verdict, n in sorted(self.verdicts.items()):
-                out.append(f'steelscan_inspections_total{{verdict="{_label(verdict)}"}} {n}')
-            out += ["# HELP steelscan_ng_images_total Images judged NG, by defect class.",
-                    "# TYPE steelscan_ng_images_total counter"]
-            for name, n in self.ng_by_class.items():
-                out.append(f'steelscan_ng_images_total{{class_name="{_label(name)}"}} {n}')
-            out += ["# HELP steelscan_rejected_busy_total Requests refused with 503 (all slots busy).",
-                    "# TYPE steelscan_rejected_busy_total counter", f"steelscan_rejected_busy_total {self.rejected}",
-                    "# HELP steelscan_in_flight Inspections running now.", "# TYPE steelscan_in_flight gauge",
-                    f"steelscan_in_flight {in_flight}",
-                    "# HELP steelscan_stored_inspections Rows in the inspection store.",
-                    "# TYPE steelscan_stored_inspections gauge", f"steelscan_stored_inspections {stored}"]
-        return "\n".join(out) + "\n"
+    def exposition(self, in_flight: int, stored: int) -> bytes:
+        """The text exposition, with the two gauges read now."""
+        self.in_flight.set(in_flight)
+        self.stored.set(stored)
+        return generate_latest(self.registry)

@@ -1,82 +1,66 @@
-"""Past inspections in SQLite (WAL): one row per accepted /v1/inspect request.
+"""Past inspections in the defect database (steelscan.db): one row per accepted /v1/inspect.
 
-Rows survive restarts; the full response JSON is kept so GET /v1/inspections/{id}
-returns exactly what the POST returned."""
+Rows survive restarts; the full response JSON is kept so GET /v1/inspections/{id} returns
+exactly what the POST returned. `db` is a SQLAlchemy URL or a bare path meaning SQLite."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS inspections (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at  TEXT    NOT NULL,
-    filename    TEXT    NOT NULL,
-    verdict     TEXT,
-    n_defects   INTEGER NOT NULL,
-    classes     TEXT    NOT NULL,   -- JSON list of class names with a defect
-    latency_ms  REAL    NOT NULL,
-    response    TEXT    NOT NULL    -- the full JSON response
-);
-"""
+from sqlalchemy import func, select
+
+from ..db import open_database
+from ..db.models import Inspection
+
+
+def _iso(t: datetime) -> str:
+    if t.tzinfo is None:  # SQLite keeps no zone; we store UTC
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class InspectionStore:
-    """Thread-safe store: one connection, serialised by a lock (writes are tiny)."""
+    """Thread-safe: every call runs in its own session from the database's one factory."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+    def __init__(self, db: str | Path) -> None:
+        self.db = open_database(db)
 
     def add(self, filename: str, result: dict, latency_ms: float) -> dict:
         """Store one inspection (result = InspectionResult.to_json() + "rles"); returns the
         stored record {"id", "created_at", "filename", "latency_ms", "result"}."""
-        created = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        classes = sorted({d["class_name"] for d in result.get("defects", [])})
-        with self._lock:
-            self._db.execute("BEGIN")
-            cur = self._db.execute(
-                "INSERT INTO inspections (created_at, filename, verdict, n_defects, classes, latency_ms, response)"
-                " VALUES (?, ?, ?, ?, ?, ?, '{}')",
-                (created, filename, result.get("verdict"), len(result.get("defects", [])),
-                 json.dumps(classes), float(latency_ms)))
-            record = {"id": int(cur.lastrowid), "created_at": created, "filename": filename,
+        now = datetime.now(timezone.utc)
+        created = now.replace(microsecond=now.microsecond // 1000 * 1000)  # ms, as the record shows
+        defects = result.get("defects", [])
+        row = Inspection(created_at=created, filename=filename, verdict=result.get("verdict"),
+                         n_defects=len(defects), classes=sorted({d["class_name"] for d in defects}),
+                         latency_ms=float(latency_ms), response={})
+        with self.db.session(write=True) as s:
+            s.add(row)
+            s.flush()
+            record = {"id": int(row.id), "created_at": _iso(created), "filename": filename,
                       "latency_ms": round(float(latency_ms), 2), "result": result}
-            self._db.execute("UPDATE inspections SET response = ? WHERE id = ?",
-                             (json.dumps(record), record["id"]))
-            self._db.execute("COMMIT")
+            row.response = record
         return record
 
     def get(self, inspection_id: int) -> dict | None:
-        with self._lock:
-            row = self._db.execute("SELECT response FROM inspections WHERE id = ?", (inspection_id,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        with self.db.session() as s:
+            response = s.scalar(select(Inspection.response).where(Inspection.id == inspection_id))
+        return response
 
     def list(self, limit: int = 20, offset: int = 0) -> tuple[list[dict], int]:
         """Newest first: (summaries, total count)."""
-        with self._lock:
-            total = self._db.execute("SELECT COUNT(*) FROM inspections").fetchone()[0]
-            rows = self._db.execute(
-                "SELECT id, created_at, filename, verdict, n_defects, classes, latency_ms FROM inspections"
-                " ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)).fetchall()
-        items = [{"id": r[0], "created_at": r[1], "filename": r[2], "verdict": r[3], "n_defects": r[4],
-                  "classes": json.loads(r[5]), "latency_ms": r[6]} for r in rows]
-        return items, int(total)
+        with self.db.session() as s:
+            total = s.scalar(select(func.count()).select_from(Inspection))
+            rows = s.scalars(select(Inspection).order_by(Inspection.id.desc()).limit(limit).offset(offset)).all()
+            items = [{"id": r.id, "created_at": _iso(r.created_at), "filename": r.filename, "verdict": r.verdict,
+                      "n_defects": r.n_defects, "classes": list(r.classes), "latency_ms": r.latency_ms}
+                     for r in rows]
+        return items, int(total or 0)
 
     def count(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM inspections").fetchone()[0])
+        with self.db.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Inspection)) or 0)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.dispose()

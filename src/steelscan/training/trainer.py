@@ -1,26 +1,23 @@
-"""The training loop: one function, `fit`, that reads top to bottom.
+"""The training loop: `train` starts a run, `resume` continues one; `_fit` reads top to bottom.
 
-`train(cfg, data_dir, out_dir)` starts a run, `resume(out_dir)` continues one. A run
-folder holds config.json, {best,last}.safetensors, metrics.csv, metrics.json, curves.png
+A run folder holds config.json, {best,last}.safetensors, metrics.csv, metrics.json, curves.png
 and state/ (resume state). AdamW, linear warm-up then cosine decay per step, early stopping
 on the validation score (segmenter: Kaggle Dice of 0.5-thresholded full-size masks;
 classifier: macro F1). Under `torchrun` it trains data-parallel (DDP); only rank 0 writes.
+Callbacks (callbacks.py) hook into every step, every epoch and the end of the run.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
-import os
-import random
 import shutil
 import sys
 import time
-from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -33,54 +30,62 @@ from ..atomic import write_json
 from ..data.layout import KaggleDataset, open_dataset
 from ..data.splits import split_dataset
 from ..errors import ConfigError, DatasetError, ModelError
-from ..metrics import pair_dice
 from ..models import build_model, save_run_weights
 from ..models.checkpoint import state_for_saving
 from ..rle import rle_area
 from . import checkpoint, distributed
 from .augment import Augment
-from .config import TrainConfig, coerce, from_dict
+from .callbacks import Callback, CallbackList, Progress, RunState
+from .config import TrainConfig, from_dict, setting_text
 from .dataset import (DefectDataset, EpochSampler, class_balance_weights, scan_images, size_batches,
                       worker_init)
 from .history import write_curves, write_metrics_csv, write_metrics_json
 from .losses import ClassificationLoss, SegmentationLoss, positive_weights
+from .machine import Machine, resolve_device, seed_everything
+from .validation import evaluate
 
 RUN_FILES = ("config.json", "best.safetensors", "last.safetensors", "metrics.csv", "metrics.json",
              "curves.png")
 # Settings a resumed run may change; anything else would make it a different run.
 RESUMABLE = ("epochs", "patience", "device", "workers", "threads")
-HANG_AT_STEP = "STEELSCAN_TEST_HANG_AT_STEP"        # test hook: stall here so a test can SIGKILL
-RANK_DIGEST_DIR = "STEELSCAN_TEST_RANK_DIGEST_DIR"  # test hook: each rank writes its weights' sha256
 
 
 # ----------------------------------------------------------------------------- entry points
 
-def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> dict:
+def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False,
+          callbacks: Iterable[Callback] = ()) -> dict:
     """Train a new run of `cfg` on the Kaggle-layout folder `data_dir` into `out_dir`.
     Returns the metrics.json summary."""
     run_dir = Path(out_dir)
     if holds_run(run_dir) and not overwrite:
         raise ConfigError("folder already holds a training run; pass --resume to continue it "
                           "or --overwrite to start over", path=run_dir)
-    return fit(cfg, Path(data_dir), run_dir, resume=False)
+    return fit(cfg, Path(data_dir), run_dir, resume=False, callbacks=callbacks)
 
 
 def resume(out_dir: str | Path, overrides: dict[str, Any] | None = None,
-           data_dir: str | Path | None = None, kind: str | None = None) -> dict:
-    """Continue the run in `out_dir` from its last completed epoch, with the same settings
-    (only RESUMABLE ones may be overridden) and the same train/validation split."""
+           data_dir: str | Path | None = None, kind: str | None = None,
+           callbacks: Iterable[Callback] = ()) -> dict:
+    """Continue the run in `out_dir` from its last completed epoch, with the same settings and
+    the same train/validation split. `overrides` (None values ignored) may repeat the run's own
+    values; only RESUMABLE settings may take new ones."""
     run_dir = Path(out_dir)
     config = read_run_config(run_dir)
-    cfg = from_dict(config["train"], where=run_dir / "config.json")
-    if kind is not None and kind != cfg.kind:
-        raise ConfigError(f"the run here trains a {cfg.kind}, not a {kind}", path=run_dir)
-    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
-    for key, value in changes.items():
-        if key not in RESUMABLE:
-            raise ConfigError(f"cannot change {key!r} when resuming (only {', '.join(RESUMABLE)}); "
-                              "start a new run instead", field=key)
-        cfg = dataclasses.replace(cfg, **{key: coerce(key, value, where="command line")})
-    return fit(cfg, Path(data_dir or config["data"]["root"]), run_dir, resume=True)
+    saved = from_dict(config.get("train"), where=run_dir / "config.json")
+    if kind is not None and kind != saved.kind:
+        raise ConfigError(f"the run here trains a {saved.kind}, not a {kind}", path=run_dir)
+    asked = {k: v for k, v in (overrides or {}).items() if v is not None}
+    cfg = saved.updated(asked, where="command line")
+    for key in asked:
+        old, new = getattr(saved, key), getattr(cfg, key)
+        if new != old and key not in RESUMABLE:
+            raise ConfigError(f"cannot change {key} from {setting_text(old)} to {setting_text(new)} when "
+                              f"resuming (only {', '.join(RESUMABLE)} may change); start a new run instead",
+                              field=key)
+    data_dir = data_dir or config.get("data", {}).get("root")
+    if not data_dir:
+        raise ConfigError("the run does not record its data folder; pass --data", path=run_dir, field="data")
+    return fit(cfg, Path(data_dir), run_dir, resume=True, callbacks=callbacks)
 
 
 def holds_run(run_dir: Path) -> bool:
@@ -92,267 +97,294 @@ def read_run_config(run_dir: Path) -> dict:
     if not path.is_file():
         raise ModelError("no run to resume here (config.json missing)", path=run_dir)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot read run config ({e})", path=path) from None
+    if not isinstance(config, dict):
+        raise ModelError("run config is not a JSON object", path=path)
+    return config
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
 
 
 # ----------------------------------------------------------------------------- the loop
 
-def fit(cfg: TrainConfig, data_dir: Path, run_dir: Path, *, resume: bool) -> dict:
+def fit(cfg: TrainConfig, data_dir: Path, run_dir: Path, *, resume: bool,
+        callbacks: Iterable[Callback] = ()) -> dict:
+    """Train (resume: continue) the run in `run_dir`; under torchrun, as one rank of the group."""
     device_type = "cuda" if resolve_device(cfg.device).type == "cuda" else "cpu"
     ranks = distributed.start(device_type)
     threads = torch.get_num_threads()
     try:
-        return _fit(cfg, data_dir, run_dir, resume, ranks)
+        return _fit(cfg, data_dir, run_dir, resume, ranks, CallbackList(callbacks))
     finally:
         torch.set_num_threads(threads)  # a library call must not leave the caller's process changed
         distributed.stop(ranks)
 
 
-def _fit(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, ranks: distributed.Ranks) -> dict:
-    main = ranks.is_main
-    device = resolve_device(cfg.device, ranks.local_rank)
-    precision = resolve_precision(cfg.precision, device)
-    torch.set_num_threads(cfg.threads or default_threads(ranks.local_world))
-    segmenter = cfg.kind == "segmenter"
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+def _fit(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, ranks: distributed.Ranks,
+         callbacks: Callback) -> dict:
+    # 1. the machine: device, precision, memory layout, CPU threads
+    machine = Machine.set_up(cfg.device, cfg.precision, cfg.channels_last, cfg.threads, ranks)
 
-    # --- data: readable images, the split, loaders
+    # 2. the data: readable images, the split (a resumed run keeps its own), the loaders
+    data = load_data(cfg, data_dir, run_dir if resume else None, machine)
+
+    # 3. model, loss, optimiser (seeded: every rank builds the same initial weights)
+    state = checkpoint.read_state(run_dir) if resume else None
+    seed_everything(cfg.seed)
+    spec = cfg.model_spec(data.num_classes)
+    model = build_model({**spec, "weights": "none"} if state else spec)
+    model = model.to(machine.device, memory_format=machine.memory_format)
+    loss_fn = build_loss(cfg, data).to(machine.device)
+    optimiser = Optimiser(model, classifier_head(model, cfg), cfg, steps_per_epoch=len(data.train_loader),
+                          fp16=machine.precision == "fp16")
+
+    # 4. where we start: from scratch, or after the last completed epoch
+    progress = restore(state, model, optimiser) if state else Progress()
+    if progress.stopped_early or progress.epoch >= cfg.epochs:
+        if ranks.is_main:
+            print(f"run already complete at epoch {progress.epoch} (pass a larger --epochs to go on)",
+                  file=sys.stderr)
+        return read_metrics(run_dir)
+    run = RunState(cfg, run_dir, ranks, model, optimiser.adamw, progress)
+    open_run_folder(run, spec, data, data_dir, machine, fresh=not resume)
+
+    # 5. the epochs: train, validate, keep the score, save; until the last epoch or an early stop
+    net, frozen = model, None
+    for epoch in range(progress.epoch + 1, cfg.epochs + 1):
+        progress.epoch = epoch
+        if (want_frozen := backbone_frozen(cfg, model, epoch)) != frozen:
+            net, frozen = freeze_backbone(model, want_frozen, machine), want_frozen
+        t0 = time.perf_counter()
+        train_loss, images = train_one_epoch(run, net, data, loss_fn, optimiser, machine, callbacks)
+        train_time = time.perf_counter() - t0
+        scores = evaluate(model, data.val_loader, loss_fn, cfg.kind, data.num_classes, cfg.threshold, machine)
+        row = {"epoch": epoch, "step": progress.step, "lr": optimiser.lr_at(progress.step - 1),
+               "train_loss": train_loss, **{f"val_{k}": v for k, v in scores.items()},
+               "train_images_per_s": images / max(train_time, 1e-9), "time_s": time.perf_counter() - t0}
+        improved = progress.record(row, scores[cfg.monitor], cfg.patience)
+        if ranks.is_main:
+            save_epoch(run, spec, optimiser, improved)
+            log_epoch(cfg, row, improved)
+        distributed.barrier(ranks)
+        callbacks.on_epoch_end(run, row)
+        if progress.stopped_early:
+            if ranks.is_main:
+                print(f"early stop: no better val_{cfg.monitor} for {cfg.patience} epochs", file=sys.stderr)
+            break
+
+    callbacks.on_fit_end(run)
+    distributed.barrier(ranks)
+    return read_metrics(run_dir)
+
+
+# ----------------------------------------------------------------------------- the steps, in order
+
+@dataclass
+class TrainingData:
+    """A run's images, split into training and validation, and the loaders that feed them."""
+
+    images: KaggleDataset                 # every readable image
+    skipped: list[str]                    # ids of the unreadable ones
+    train: KaggleDataset
+    val: KaggleDataset
+    train_sizes: list[tuple[int, int]]    # (H, W) of each training image
+    weights: np.ndarray | None            # class-balanced sampling weight of each training image
+    sampler: EpochSampler                 # the seeded epoch order, sharded over ranks
+    train_loader: DataLoader              # augmented training crops
+    val_loader: DataLoader                # full-size validation images, batched by size
+
+    @property
+    def num_classes(self) -> int:
+        return self.images.num_classes
+
+
+def load_data(cfg: TrainConfig, data_dir: Path, saved_run: Path | None, machine: Machine) -> TrainingData:
+    """Scan `data_dir`, split it (seeded, or as `saved_run` split it) and build the loaders."""
     data, sizes, skipped = scan_images(open_dataset(data_dir))
     if len(data) < 2:
         raise DatasetError(f"need at least 2 readable images to train and validate, found {len(data)}",
                            path=data_dir)
-    state = checkpoint.read_state(run_dir) if resume else None
-    train_idx, val_idx = (saved_split(run_dir, data) if resume else
+    train_idx, val_idx = (saved_split(saved_run, data) if saved_run else
                           split_indices(data, cfg.val_fraction, cfg.seed))
-    train_data, val_data = data.subset(train_idx), data.subset(val_idx)
+    train, val = data.subset(train_idx), data.subset(val_idx)
     train_sizes, val_sizes = [sizes[i] for i in train_idx], [sizes[i] for i in val_idx]
-    crop = training_crop(cfg.crop, train_sizes, data_dir)
-    weights = class_balance_weights(train_data.presence()) if cfg.balance else None
-    C = data.num_classes
+    weights = class_balance_weights(train.presence()) if cfg.balance else None
+    ranks, segmenter = machine.ranks, cfg.kind == "segmenter"
 
-    train_set = DefectDataset(train_data, train_sizes, seed=cfg.seed, crop=crop, defect_crop_prob=cfg.defect_crop_prob,
+    crop = training_crop(cfg.crop, train_sizes, data_dir)
+    train_set = DefectDataset(train, train_sizes, seed=cfg.seed, crop=crop, defect_crop_prob=cfg.defect_crop_prob,
                               augment=Augment(cfg.hflip, cfg.vflip, cfg.brightness, cfg.contrast, cfg.shift),
                               with_masks=segmenter)
-    sampler = EpochSampler(len(train_data), weights, cfg.seed, rank=ranks.rank, world=ranks.world,
+    sampler = EpochSampler(len(train), weights, cfg.seed, rank=ranks.rank, world=ranks.world,
                            max_samples=cfg.max_steps_per_epoch * cfg.batch_size)
     loader_args = dict(num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
-                       worker_init_fn=worker_init, pin_memory=device.type == "cuda")
+                       worker_init_fn=worker_init, pin_memory=machine.device.type == "cuda")
     train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
                               drop_last=len(sampler) >= cfg.batch_size, **loader_args)
-    val_loader = DataLoader(DefectDataset(val_data, val_sizes, with_masks=segmenter),
+    val_loader = DataLoader(DefectDataset(val, val_sizes, with_masks=segmenter),
                             batch_sampler=size_batches(val_sizes, cfg.batch_size, rank=ranks.rank,
                                                        world=ranks.world), **loader_args)
+    return TrainingData(data, skipped, train, val, train_sizes, weights, sampler, train_loader, val_loader)
 
-    # --- model, loss, optimizer (seeded: every rank builds the same initial weights)
-    seed_everything(cfg.seed)
-    spec = cfg.model_spec(C)
-    model = build_model({**spec, "weights": "none"} if state else spec).to(device, memory_format=memory_format)
-    head = getattr(model, "head", None) if cfg.kind == "classifier" else None
-    if segmenter:
-        loss_fn: nn.Module = SegmentationLoss(positive_weights(pixel_fraction(train_data, train_sizes, weights),
-                                                               cfg.max_pos_weight), cfg.dice_weight)
-    else:
-        loss_fn = ClassificationLoss(positive_weights(image_fraction(train_data, weights), cfg.max_pos_weight))
-    loss_fn = loss_fn.to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, head, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-                if precision != "fp32" else nullcontext())
 
-    steps_per_epoch = len(train_loader)
-    total_steps = cfg.epochs * steps_per_epoch
-    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+def build_loss(cfg: TrainConfig, data: TrainingData) -> nn.Module:
+    """BCE (+ soft Dice for the segmenter) with per-class positive weights from the share of
+    sampled pixels (segmenter) or images (classifier) holding each class."""
+    if cfg.kind == "segmenter":
+        share = pixel_fraction(data.train, data.train_sizes, data.weights)
+        return SegmentationLoss(positive_weights(share, cfg.max_pos_weight), cfg.dice_weight)
+    return ClassificationLoss(positive_weights(image_fraction(data.train, data.weights), cfg.max_pos_weight))
 
-    # --- where we start: fresh, or the last completed epoch's state
-    start_epoch, step, best_score, best_epoch, bad_epochs, rows = 1, 0, -math.inf, None, 0, []
-    if state:
-        info, tensors = state
-        model.load_state_dict(checkpoint.model_tensors(tensors))
-        checkpoint.load_optimizer(optimizer, info["optimizer"], tensors)
-        if scaler and info.get("scaler"):
-            scaler.load_state_dict(info["scaler"])
-        checkpoint.set_rng_state(info["rng"], tensors)
-        start_epoch, step, bad_epochs = info["epoch"] + 1, info["step"], info["bad_epochs"]
-        best_score = info["best_score"] if info["best_score"] is not None else -math.inf
-        best_epoch, rows = info["best_epoch"], info["history"]
-        if info.get("stopped_early") or start_epoch > cfg.epochs:
-            if main:
-                print(f"run already complete at epoch {info['epoch']} (pass a larger --epochs to go on)",
-                      file=sys.stderr)
-            return json.loads((run_dir / "metrics.json").read_text())
 
-    distributed.barrier(ranks)
-    if main:
-        if not resume:
-            clear_run(run_dir)
-        write_json(run_dir / "config.json", run_config(cfg, spec, data, val_data, skipped, data_dir,
-                                                        device, precision, ranks))
-        if not resume:
-            write_json(run_dir / checkpoint.STATE_DIR / "split.json",
-                       {"train_ids": [r.image_id for r in train_data], "val_ids": [r.image_id for r in val_data]})
-        print(f"training {cfg.kind} {spec['arch']} on {len(train_data)} images ({len(val_data)} validation) "
-              f"| {device} {precision}{' channels-last' if cfg.channels_last else ''} | "
-              f"{ranks.world} process(es) | {steps_per_epoch} steps/epoch", file=sys.stderr)
-    distributed.barrier(ranks)
+def classifier_head(model: nn.Module, cfg: TrainConfig) -> nn.Module | None:
+    """The classifier's head (trained at the full lr, never frozen); None for a segmenter."""
+    return getattr(model, "head", None) if cfg.kind == "classifier" else None
 
-    hang_at = int(os.environ.get(HANG_AT_STEP, "0"))
-    net, frozen = model, None
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        # classifier transfer learning: freeze the backbone (all along, or for a warm-up)
-        want_frozen = head is not None and (cfg.strategy == "freeze" or epoch <= cfg.warmup_frozen_epochs)
-        if want_frozen != frozen:
-            if hasattr(model, "freeze_backbone"):
-                model.freeze_backbone() if want_frozen else model.unfreeze_backbone()
-            net, frozen = wrap_ddp(model, ranks, device), want_frozen  # DDP must see the new trainable set
 
-        net.train()
-        sampler.set_epoch(epoch)
-        t0 = time.perf_counter()
-        loss_sum, seen = 0.0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not main, file=sys.stderr,
-                   leave=False, dynamic_ncols=True)
-        for batch in bar:
-            x = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            y = (batch["masks"] if segmenter else batch["labels"]).to(device, non_blocking=True)
-            factor = lr_factor(step, warmup_steps, total_steps, cfg.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * group["lr_scale"] * factor
-            with autocast:
-                logits = net(x)
-            loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if cfg.clip_grad_norm:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            step += 1
-            loss_sum += loss.item() * len(x)
-            seen += len(x)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{cfg.lr * factor:.2e}")
-            if hang_at and step == hang_at:
-                time.sleep(3600)
-        bar.close()
-        distributed.broadcast_buffers(model, ranks)
-        totals = distributed.sum_over_ranks(torch.tensor([loss_sum, seen], dtype=torch.float64), ranks)
-        train_time = time.perf_counter() - t0
+class Optimiser:
+    """AdamW on the run's parameter groups, stepped along the warm-up + cosine schedule, with
+    optional gradient clipping and (fp16 on CUDA) loss scaling."""
 
-        scores = evaluate(model, val_loader, loss_fn, segmenter, C, cfg.threshold, device, memory_format,
-                          autocast, ranks)
-        row = {"epoch": epoch, "step": step, "lr": cfg.lr * lr_factor(step - 1, warmup_steps, total_steps,
-                                                                       cfg.min_lr_ratio),
-               "train_loss": float(totals[0] / max(float(totals[1]), 1.0)),
-               **{f"val_{k}": v for k, v in scores.items()},
-               "train_images_per_s": float(totals[1]) / max(train_time, 1e-9),
-               "time_s": time.perf_counter() - t0}
-        rows.append(row)
-        score = scores[cfg.monitor]
-        improved = score > best_score
-        if improved:
-            best_score, best_epoch, bad_epochs = score, epoch, 0
+    def __init__(self, model: nn.Module, head: nn.Module | None, cfg: TrainConfig, *, steps_per_epoch: int,
+                 fp16: bool) -> None:
+        self.model, self.base_lr, self.clip_grad_norm = model, cfg.lr, cfg.clip_grad_norm
+        self.adamw = torch.optim.AdamW(param_groups(model, head, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
+        self.total_steps = cfg.epochs * steps_per_epoch
+        self.warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+        self.min_lr_ratio = cfg.min_lr_ratio
+
+    def factor(self, step: int) -> float:
+        return lr_factor(step, self.warmup_steps, self.total_steps, self.min_lr_ratio)
+
+    def lr_at(self, step: int) -> float:
+        """The base learning rate of step `step` (0-based)."""
+        return self.base_lr * self.factor(step)
+
+    def step(self, loss: torch.Tensor, step: int) -> None:
+        """Optimiser step number `step` (0-based): gradients of `loss`, then the update."""
+        factor = self.factor(step)
+        for group in self.adamw.param_groups:
+            group["lr"] = self.base_lr * group["lr_scale"] * factor
+        self.adamw.zero_grad(set_to_none=True)
+        if self.scaler:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.adamw)
         else:
-            bad_epochs += 1
-        stop = bool(cfg.patience) and bad_epochs >= cfg.patience
-
-        if main:  # the run's story, then the resume state last (its commit point)
-            write_metrics_csv(run_dir, rows)
-            save_run_weights(run_dir, model, "last")
-            if improved:
-                save_run_weights(run_dir, model, "best")
-            write_metrics_json(run_dir, rows, cfg.monitor, best_epoch,
-                               {"stopped_early": stop, "epochs_planned": cfg.epochs, "kind": cfg.kind})
-            write_curves(run_dir, rows, cfg.monitor, f"{cfg.kind} {spec['arch']} — {run_dir.name}")
-            checkpoint.save_state(run_dir, epoch, state_for_saving(model), optimizer, {
-                "step": step, "best_score": best_score if best_epoch else None, "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs, "stopped_early": stop, "history": rows,
-                "scheduler": {"kind": "warmup_cosine", "step": step, "warmup_steps": warmup_steps,
-                              "total_steps": total_steps, "min_lr_ratio": cfg.min_lr_ratio},
-                "scaler": scaler.state_dict() if scaler else None})
-            tqdm.write(f"epoch {epoch}/{cfg.epochs}  train_loss {row['train_loss']:.4f}  "
-                       f"val_loss {row['val_loss']:.4f}  val_{cfg.monitor} {score:.4f}"
-                       f"{'  *best*' if improved else ''}  {row['time_s']:.1f}s", file=sys.stderr)
-        distributed.barrier(ranks)
-        if stop:
-            if main:
-                print(f"early stop: no better val_{cfg.monitor} for {cfg.patience} epochs", file=sys.stderr)
-            break
-
-    if os.environ.get(RANK_DIGEST_DIR):
-        folder = Path(os.environ[RANK_DIGEST_DIR])
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"rank{ranks.rank}.txt").write_text(weights_digest(state_for_saving(model)))
-    distributed.barrier(ranks)
-    return json.loads((run_dir / "metrics.json").read_text())
-
-
-# ----------------------------------------------------------------------------- validation
-
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, segmenter: bool, C: int,
-             threshold: float, device: torch.device, memory_format, autocast, ranks) -> dict[str, float]:
-    """Validation scores of this rank's full-size images, summed over ranks.
-
-    segmenter: loss, kaggle_dice (mean Dice over all (image, class) pairs of masks
-    thresholded at `threshold`), dice_pos (pairs with a true defect), dice_class_k.
-    classifier: loss, macro_f1, any_f1 (image has any defect), f1_class_k."""
-    model.eval()
-    # sums: loss, images, then per kind: dice per class (C), dice of positive pairs, positive pairs
-    #                                   or tp/fp/fn per class (3C) and for "any defect" (3)
-    sums = torch.zeros(2 + (C + 2 if segmenter else 3 * C + 3), dtype=torch.float64)
-    for batch in loader:
-        valid = batch["valid"]
-        if not valid.any():
-            continue
-        x = batch["image"][valid].to(device).contiguous(memory_format=memory_format)
-        y = (batch["masks"] if segmenter else batch["labels"])[valid].to(device)
-        with autocast:
-            logits = model(x)
-        sums[0] += float(loss_fn(logits.float(), y)) * len(x)
-        sums[1] += len(x)
-        pred = (torch.sigmoid(logits.float()) > threshold).cpu().numpy()
-        truth = y.cpu().numpy() > 0.5
-        if segmenter:
-            d = pair_dice(pred, truth)                         # (N, C)
-            pos = truth.any(axis=(2, 3))
-            sums[2:2 + C] += torch.from_numpy(d.sum(0))
-            sums[2 + C] += float(d[pos].sum())
-            sums[3 + C] += float(pos.sum())
+            loss.backward()
+        if self.clip_grad_norm:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        if self.scaler:
+            self.scaler.step(self.adamw)
+            self.scaler.update()
         else:
-            counts = [(pred & truth).sum(0), (pred & ~truth).sum(0), (~pred & truth).sum(0)]
-            sums[2:2 + 3 * C] += torch.from_numpy(np.concatenate(counts).astype(np.float64))
-            p_any, t_any = pred.any(1), truth.any(1)
-            sums[2 + 3 * C:] += torch.tensor([(p_any & t_any).sum(), (p_any & ~t_any).sum(),
-                                              (~p_any & t_any).sum()], dtype=torch.float64)
-    s = distributed.sum_over_ranks(sums, ranks).numpy()
-    n = max(s[1], 1.0)
-    out = {"loss": float(s[0] / n)}
-    if segmenter:
-        out["kaggle_dice"] = float(s[2:2 + C].sum() / (n * C))
-        out["dice_pos"] = float(s[2 + C] / s[3 + C]) if s[3 + C] else float("nan")
-        out.update({f"dice_class_{c + 1}": float(s[2 + c] / n) for c in range(C)})
-    else:
-        tp, fp, fn = s[2:2 + C], s[2 + C:2 + 2 * C], s[2 + 2 * C:2 + 3 * C]
-        f1 = f1_score(tp, fp, fn)
-        out["macro_f1"] = float(f1.mean())
-        out["any_f1"] = float(f1_score(*s[2 + 3 * C:])[()])
-        out.update({f"f1_class_{c + 1}": float(f1[c]) for c in range(C)})
-    return out
+            self.adamw.step()
+
+    def schedule_state(self, step: int) -> dict[str, Any]:
+        return {"kind": "warmup_cosine", "step": step, "warmup_steps": self.warmup_steps,
+                "total_steps": self.total_steps, "min_lr_ratio": self.min_lr_ratio}
 
 
-def f1_score(tp, fp, fn) -> np.ndarray:
-    """F1 = 2tp / (2tp + fp + fn); 1.0 where there is nothing to find and nothing was found."""
-    tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
-    denom = 2 * tp + fp + fn
-    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1e-12), 1.0)
+def restore(state: tuple[dict, dict[str, torch.Tensor]], model: nn.Module, optimiser: Optimiser) -> Progress:
+    """Load the last completed epoch's weights, optimiser, loss scale and RNG states; its progress."""
+    info, tensors = state
+    model.load_state_dict(checkpoint.model_tensors(tensors))
+    checkpoint.load_optimizer(optimiser.adamw, info["optimizer"], tensors)
+    if optimiser.scaler and info.get("scaler"):
+        optimiser.scaler.load_state_dict(info["scaler"])
+    checkpoint.set_rng_state(info["rng"], tensors)
+    return Progress(epoch=info["epoch"], step=info["step"],
+                    best_score=info["best_score"] if info["best_score"] is not None else -math.inf,
+                    best_epoch=info["best_epoch"], bad_epochs=info["bad_epochs"],
+                    stopped_early=bool(info.get("stopped_early")), history=info["history"])
+
+
+def open_run_folder(run: RunState, spec: dict, data: TrainingData, data_dir: Path, machine: Machine, *,
+                    fresh: bool) -> None:
+    """Rank 0 writes config.json (and, for a new run, clears the folder and saves the split)."""
+    distributed.barrier(run.ranks)
+    if run.ranks.is_main:
+        if fresh:
+            clear_run(run.run_dir)
+        write_json(run.run_dir / "config.json", run_config(run.cfg, spec, data, data_dir, machine))
+        if fresh:
+            write_json(run.run_dir / checkpoint.STATE_DIR / "split.json",
+                       {"train_ids": [r.image_id for r in data.train], "val_ids": [r.image_id for r in data.val]})
+        print(f"training {run.cfg.kind} {spec['arch']} on {len(data.train)} images ({len(data.val)} validation) "
+              f"| {machine.describe()} | {run.ranks.world} process(es) | {len(data.train_loader)} steps/epoch",
+              file=sys.stderr)
+    distributed.barrier(run.ranks)
+
+
+def backbone_frozen(cfg: TrainConfig, model: nn.Module, epoch: int) -> bool:
+    """Classifier transfer learning: the backbone is frozen all along ('freeze') or for the first
+    warmup_frozen_epochs ('finetune')."""
+    return classifier_head(model, cfg) is not None and (cfg.strategy == "freeze"
+                                                        or epoch <= cfg.warmup_frozen_epochs)
+
+
+def freeze_backbone(model: nn.Module, frozen: bool, machine: Machine) -> nn.Module:
+    """Freeze or unfreeze the backbone; returns the module to train (a new DDP wrapper, which
+    must see the new set of trainable parameters)."""
+    if hasattr(model, "freeze_backbone"):
+        model.freeze_backbone() if frozen else model.unfreeze_backbone()
+    return wrap_ddp(model, machine.ranks, machine.device)
+
+
+def train_one_epoch(run: RunState, net: nn.Module, data: TrainingData, loss_fn: nn.Module, optimiser: Optimiser,
+                    machine: Machine, callbacks: Callback) -> tuple[float, float]:
+    """One pass over this rank's share of epoch `run.progress.epoch`.
+    Returns (mean training loss, images seen), both over all ranks."""
+    cfg, progress = run.cfg, run.progress
+    target = "masks" if cfg.kind == "segmenter" else "labels"
+    net.train()
+    data.sampler.set_epoch(progress.epoch)
+    loss_sum, seen = 0.0, 0
+    bar = tqdm(data.train_loader, desc=f"epoch {progress.epoch}/{cfg.epochs}", disable=not run.ranks.is_main,
+               file=sys.stderr, leave=False, dynamic_ncols=True)
+    for batch in bar:
+        x = machine.inputs(batch["image"], non_blocking=True)
+        y = batch[target].to(machine.device, non_blocking=True)
+        with machine.autocast():
+            logits = net(x)
+        loss = loss_fn(logits.float(), y)
+        optimiser.step(loss, progress.step)
+        progress.step += 1
+        loss_sum += loss.item() * len(x)
+        seen += len(x)
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{optimiser.lr_at(progress.step - 1):.2e}")
+        callbacks.on_step_end(run)
+    bar.close()
+    distributed.broadcast_buffers(run.model, run.ranks)  # every rank keeps rank 0's batch-norm statistics
+    totals = distributed.sum_over_ranks(torch.tensor([loss_sum, seen], dtype=torch.float64), run.ranks)
+    return float(totals[0] / max(float(totals[1]), 1.0)), float(totals[1])
+
+
+def save_epoch(run: RunState, spec: dict, optimiser: Optimiser, improved: bool) -> None:
+    """The run's story (metrics, weights, curves), then the resume state last: its commit point."""
+    cfg, run_dir, p = run.cfg, run.run_dir, run.progress
+    write_metrics_csv(run_dir, p.history)
+    save_run_weights(run_dir, run.model, "last")
+    if improved:
+        save_run_weights(run_dir, run.model, "best")
+    write_metrics_json(run_dir, p.history, cfg.monitor, p.best_epoch,
+                       {"stopped_early": p.stopped_early, "epochs_planned": cfg.epochs, "kind": cfg.kind})
+    write_curves(run_dir, p.history, cfg.monitor, f"{cfg.kind} {spec['arch']} — {run_dir.name}")
+    checkpoint.save_state(run_dir, p.epoch, state_for_saving(run.model), optimiser.adamw, {
+        "step": p.step, "best_score": p.best_score if p.best_epoch else None, "best_epoch": p.best_epoch,
+        "bad_epochs": p.bad_epochs, "stopped_early": p.stopped_early, "history": p.history,
+        "scheduler": optimiser.schedule_state(p.step),
+        "scaler": optimiser.scaler.state_dict() if optimiser.scaler else None})
+
+
+def log_epoch(cfg: TrainConfig, row: dict[str, Any], improved: bool) -> None:
+    tqdm.write(f"epoch {row['epoch']}/{cfg.epochs}  train_loss {row['train_loss']:.4f}  "
+               f"val_loss {row['val_loss']:.4f}  val_{cfg.monitor} {row[f'val_{cfg.monitor}']:.4f}"
+               f"{'  *best*' if improved else ''}  {row['time_s']:.1f}s", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -441,54 +473,6 @@ def pixel_fraction(data: KaggleDataset, sizes: list[tuple[int, int]], weights: n
     return (w[:, None] * frac).sum(0)
 
 
-def default_threads(processes: int) -> int:
-    """Threads per process when not set: OMP_NUM_THREADS if the environment sets it (e.g. a
-    test runner that already runs one process per core), else the cores shared evenly."""
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, (os.cpu_count() or 1) // processes)
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("CUDA requested but no GPU is available", field="device")
-        return torch.device(name if ":" in name else f"cuda:{local_rank}")
-    if name != "cpu":
-        raise ConfigError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N)", field="device")
-    return torch.device("cpu")
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU runs bf16 natively (AVX512-BF16 / AMX), where autocast pays off."""
-    try:
-        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-            return not flags or any(f in flags for f in ("avx512_bf16", "amx_bf16"))
-    except (AttributeError, RuntimeError):
-        pass
-    return False
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    if device.type == "cuda":
-        if name == "auto":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return name
-    if name == "fp16":
-        raise ConfigError("fp16 training needs a GPU; use bf16 or fp32 on the CPU", field="precision")
-    if name == "auto":
-        return "bf16" if cpu_supports_bf16() else "fp32"
-    return name
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
@@ -509,13 +493,12 @@ def clear_run(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def run_config(cfg: TrainConfig, spec: dict, data: KaggleDataset, val_data: KaggleDataset, skipped: list[str],
-               data_dir: Path, device: torch.device, precision: str, ranks: distributed.Ranks) -> dict:
+def run_config(cfg: TrainConfig, spec: dict, data: TrainingData, data_dir: Path, machine: Machine) -> dict:
     """config.json: what load_run needs (kind, model, classes) plus every training setting."""
-    return {"kind": cfg.kind, "model": spec, "num_classes": data.num_classes, "class_names": data.class_names,
-            "train": cfg.to_dict(),
-            "data": {"root": str(Path(data_dir).resolve()), "val_ids": [r.image_id for r in val_data],
-                     "skipped_unreadable": skipped, "num_images": len(data)},
-            "run": {"device": str(device), "precision": precision, "world_size": ranks.world,
-                    "steelscan": __version__, "torch": torch.__version__,
+    return {"kind": cfg.kind, "model": spec, "num_classes": data.num_classes,
+            "class_names": data.images.class_names, "train": cfg.to_dict(),
+            "data": {"root": str(Path(data_dir).resolve()), "val_ids": [r.image_id for r in data.val],
+                     "skipped_unreadable": data.skipped, "num_images": len(data.images)},
+            "run": {"device": str(machine.device), "precision": machine.precision,
+                    "world_size": machine.ranks.world, "steelscan": __version__, "torch": torch.__version__,
                     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}}

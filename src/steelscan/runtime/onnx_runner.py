@@ -17,9 +17,12 @@ class OnnxRunner:
     """An onnxruntime CPU InferenceSession with full graph optimisation.
 
     threads: intra-op threads (None = onnxruntime's default, one per core). Inter-op
-    parallelism is off: steelscan graphs are a single chain of convolutions."""
+    parallelism is off: steelscan graphs are a single chain of convolutions.
+    kind / num_classes / in_channels: what the bundle's manifest says; default: the
+    graph's steelscan metadata, else its input and output shapes."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, *, kind: str | None = None,
+                 num_classes: int | None = None, in_channels: int | None = None) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -42,9 +45,10 @@ class OnnxRunner:
         self.threads = threads
         meta = self.session.get_modelmeta().custom_metadata_map
         rank = len(self.session.get_outputs()[0].shape)
-        self.kind = meta.get("steelscan.kind", "classifier" if rank == 2 else "segmenter")
-        self.num_classes = int(meta.get("steelscan.num_classes", 0))
-        self.in_channels = int(meta.get("steelscan.in_channels", self.session.get_inputs()[0].shape[1]))
+        self.kind = kind or meta.get("steelscan.kind", "classifier" if rank == 2 else "segmenter")
+        self.num_classes = int(num_classes or meta.get("steelscan.num_classes", 0))
+        self.in_channels = int(in_channels or meta.get("steelscan.in_channels",
+                                                       self.session.get_inputs()[0].shape[1]))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """batch: float32 (N, C, H, W) in 0..1 -> float32 probabilities."""

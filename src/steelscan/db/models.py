@@ -1,0 +1,135 @@
+"""The schema as SQLAlchemy 2 models. Alembic migrations (db/migrations/versions) build it;
+a test checks that the migrations and these models agree.
+
+Coil coordinates (steelscan.geometry): `*_m` metres along the strip from the coil head,
+`across_*_mm` millimetres from the drive-side strip edge."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer,
+                        LargeBinary, MetaData, String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so later migrations can alter them on both dialects.
+NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+          "ck": "ck_%(table_name)s_%(constraint_name)s",
+          "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s", "pk": "pk_%(table_name)s"}
+
+# Text columns carry no length: PostgreSQL would reject a longer model name or path mid-run (and
+# SQLite never checks). 64-bit ids on PostgreSQL; SQLite's INTEGER PRIMARY KEY is already 64-bit (and the rowid).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Coil(Base):
+    """One coil and its level-2 data (all optional but the id)."""
+
+    __tablename__ = "coils"
+    coil_id: Mapped[str] = mapped_column(String, primary_key=True)
+    line_id: Mapped[str | None] = mapped_column(String, index=True)
+    grade: Mapped[str | None] = mapped_column(String, index=True)
+    width_mm: Mapped[float | None] = mapped_column(Float)
+    thickness_mm: Mapped[float | None] = mapped_column(Float)
+    length_m: Mapped[float | None] = mapped_column(Float)
+    order_no: Mapped[str | None] = mapped_column(String)   # CoilInfo.order
+    customer: Mapped[str | None] = mapped_column(String)
+    exposed_surface: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CoilSurface(Base):
+    """What one camera saw of one surface of a coil (the runner's SurfaceSummary)."""
+
+    __tablename__ = "coil_surfaces"
+    __table_args__ = (UniqueConstraint("coil_id", "surface", "camera_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    coil_id: Mapped[str] = mapped_column(ForeignKey("coils.coil_id", ondelete="CASCADE"))
+    surface: Mapped[str] = mapped_column(String)
+    camera_id: Mapped[str] = mapped_column(String)
+    frames: Mapped[int] = mapped_column(Integer)
+    inspected_m: Mapped[float] = mapped_column(Float)
+    end_m: Mapped[float] = mapped_column(Float)
+    strip_width_mm_min: Mapped[float | None] = mapped_column(Float)
+    strip_width_mm_median: Mapped[float | None] = mapped_column(Float)
+    strip_width_mm_max: Mapped[float | None] = mapped_column(Float)
+    closed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Defect(Base):
+    """One physical defect in coil coordinates. `pinned` keeps its crop when pruning (a review
+    or a customer claim still needs it)."""
+
+    __tablename__ = "defects"
+    __table_args__ = (Index("ix_defects_coil_surface_start", "coil_id", "surface", "start_m"),
+                      Index("ix_defects_coil_class", "coil_id", "class_id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    coil_id: Mapped[str] = mapped_column(ForeignKey("coils.coil_id", ondelete="CASCADE"))
+    surface: Mapped[str] = mapped_column(String)
+    camera_id: Mapped[str] = mapped_column(String)
+    class_id: Mapped[int] = mapped_column(Integer)
+    class_name: Mapped[str] = mapped_column(String)
+    score: Mapped[float] = mapped_column(Float)
+    start_m: Mapped[float] = mapped_column(Float)
+    end_m: Mapped[float] = mapped_column(Float)
+    across_start_mm: Mapped[float] = mapped_column(Float)
+    across_end_mm: Mapped[float] = mapped_column(Float)
+    length_mm: Mapped[float] = mapped_column(Float)
+    width_mm: Mapped[float] = mapped_column(Float)
+    area_mm2: Mapped[float] = mapped_column(Float)
+    frames: Mapped[list[Any]] = mapped_column(default=list)
+    model_name: Mapped[str | None] = mapped_column(String)
+    model_version: Mapped[str | None] = mapped_column(String)
+    model_sha256: Mapped[str | None] = mapped_column(String)
+    uid: Mapped[str | None] = mapped_column(String, unique=True)   # DefectRecord.uid
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class DefectCrop(Base):
+    """The image crop of a defect (PNG bytes), apart so pruning can drop crops and keep records."""
+
+    __tablename__ = "defect_crops"
+    defect_id: Mapped[int] = mapped_column(BigId, ForeignKey("defects.id", ondelete="CASCADE"), primary_key=True)
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class UninspectedSpan(Base):
+    """A length of a surface that was not inspected, and why."""
+
+    __tablename__ = "uninspected_spans"
+    __table_args__ = (Index("ix_uninspected_spans_coil_surface", "coil_id", "surface", "start_m"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    coil_id: Mapped[str] = mapped_column(ForeignKey("coils.coil_id", ondelete="CASCADE"))
+    surface: Mapped[str] = mapped_column(String)
+    camera_id: Mapped[str] = mapped_column(String)
+    start_m: Mapped[float] = mapped_column(Float)
+    end_m: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Inspection(Base):
+    """One accepted POST /v1/inspect of the web service; `response` is what the POST returned."""
+
+    __tablename__ = "inspections"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    filename: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str | None] = mapped_column(String)
+    n_defects: Mapped[int] = mapped_column(Integer)
+    classes: Mapped[list[Any]] = mapped_column(default=list)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    response: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,206 @@
+"""The recorded line's input tables: `frames.csv` (which image is where) and `coils.csv` (level 2).
+
+frames.csv: `file,coil_id,surface,position_m[,camera_id,timestamp]`; `file` is relative to the
+frames folder, `position_m` is metres from the coil head to row 0 of the frame (may be negative
+for a frame that straddles the weld from the previous coil, see `steelscan.line.runner`).
+coils.csv: `coil_id,line_id,grade,width_mm,thickness_mm,length_m,order,customer,exposed_surface`
+(all but `coil_id` may be empty).
+
+Bad rows do not stop the run: each becomes one `DatasetError` naming file, line and field(s) in
+`problems`, and the good rows are used. A missing required column or an unreadable file raises.
+Duplicates (the same file twice, or two frames at the same coil, surface and position) keep the
+first row and name the later one as a problem.
+
+Images: `file` is relative to the frames folder, or to its `frames/` subfolder (the layout
+`steelscan synth-coil` writes; `image_root` decides once from the first frame).
+
+Stream order: per surface, coils in the order they first appear in frames.csv (the order they
+passed the camera), and within a coil the frames sorted by `position_m`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..coils.records import CoilInfo
+from ..errors import DatasetError
+
+FRAME_COLUMNS = ("file", "coil_id", "surface", "position_m")
+COIL_COLUMNS = ("coil_id",)
+SAME_POSITION_M = 1e-6  # positions equal at this resolution (metres) are the same place
+
+
+class _Row(BaseModel):
+    """Empty CSV cells are None; text is stripped; unknown columns are ignored."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v):
+        return None if isinstance(v, str) and not v.strip() else v
+
+
+class FrameRow(_Row):
+    """One frame of frames.csv. `line`: its line in the file (1 = header)."""
+
+    file: str = Field(min_length=1)
+    coil_id: str = Field(min_length=1)
+    surface: Literal["top", "bottom"]
+    position_m: float = Field(allow_inf_nan=False)
+    camera_id: str | None = None
+    timestamp: str | None = None
+    line: int = 0
+
+
+class CoilRow(_Row):
+    """One coil of coils.csv (level-2 data)."""
+
+    coil_id: str = Field(min_length=1)
+    line_id: str | None = None
+    grade: str | None = None
+    width_mm: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    thickness_mm: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    length_m: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    order: str | None = None
+    customer: str | None = None
+    exposed_surface: Literal["top", "bottom"] | None = None
+
+    def to_info(self) -> CoilInfo:
+        return CoilInfo(**self.model_dump())
+
+
+@dataclass
+class FrameTable:
+    """The good frames of a frames.csv, and one problem per bad or duplicate row."""
+
+    path: Path
+    frames: list[FrameRow]
+    problems: list[DatasetError] = field(default_factory=list)
+
+    def streams(self) -> dict[str, list[FrameRow]]:
+        """Frames per surface in stream order (coils by first appearance, then position)."""
+        first_seen: dict[tuple[str, str], int] = {}
+        for i, f in enumerate(self.frames):
+            first_seen.setdefault((f.surface, f.coil_id), i)
+        out: dict[str, list[FrameRow]] = {}
+        for f in sorted(self.frames, key=lambda f: (first_seen[(f.surface, f.coil_id)], f.position_m)):
+            out.setdefault(f.surface, []).append(f)
+        return out
+
+
+@dataclass
+class CoilTable:
+    path: Path | None
+    coils: dict[str, CoilInfo]
+    problems: list[DatasetError] = field(default_factory=list)
+
+
+def _records(path: Path, required: tuple[str, ...]):
+    """Yield (line number, {column: text}) of a CSV with a header naming `required` columns."""
+    if not path.is_file():
+        raise DatasetError("file not found", path=path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read ({e.__class__.__name__})", path=path) from None
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(reader, [])]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DatasetError(f"header lacks column(s) {', '.join(missing)} (has {','.join(header) or 'nothing'})",
+                           path=path, line=1)
+    start = reader.line_num + 1
+    for rec in reader:
+        line, start = start, reader.line_num + 1
+        if not rec or all(not c.strip() for c in rec):
+            continue
+        if len(rec) != len(header):
+            yield line, None, f"expected {len(header)} fields, found {len(rec)}"
+            continue
+        yield line, dict(zip(header, rec)), None
+
+
+def _row_error(e: ValidationError, path: Path, line: int) -> DatasetError:
+    fields = ",".join(str(err["loc"][0]) for err in e.errors() if err["loc"])
+    message = "; ".join(f"{err['loc'][0] if err['loc'] else 'row'}: {err['msg']} (got {err.get('input')!r})"
+                        for err in e.errors())
+    return DatasetError(message, path=path, line=line, field=fields or None)
+
+
+def read_frames(path: str | Path) -> FrameTable:
+    """Read frames.csv: good rows in `frames` (file order), bad and duplicate rows in `problems`."""
+    path = Path(path)
+    frames: list[FrameRow] = []
+    problems: list[DatasetError] = []
+    by_file: dict[str, int] = {}
+    by_place: dict[tuple[str, str, float], int] = {}
+    for line, rec, shape_error in _records(path, FRAME_COLUMNS):
+        if shape_error:
+            problems.append(DatasetError(shape_error, path=path, line=line))
+            continue
+        try:
+            row = FrameRow.model_validate({**rec, "line": line})
+        except ValidationError as e:
+            problems.append(_row_error(e, path, line))
+            continue
+        if row.file in by_file:
+            problems.append(DatasetError(f"duplicate: {row.file} is already listed on line {by_file[row.file]}",
+                                         path=path, line=line, field="file"))
+            continue
+        place = (row.coil_id, row.surface, round(row.position_m / SAME_POSITION_M))
+        if place in by_place:
+            problems.append(DatasetError(f"duplicate: coil {row.coil_id} {row.surface} at {row.position_m} m is "
+                                         f"already listed on line {by_place[place]}; {row.file} skipped",
+                                         path=path, line=line, field="position_m"))
+            continue
+        by_file[row.file] = line
+        by_place[place] = line
+        frames.append(row)
+    return FrameTable(path, frames, problems)
+
+
+def read_coils(path: str | Path | None) -> CoilTable:
+    """Read coils.csv (None: no level-2 data). Duplicate coil ids keep the first row."""
+    if path is None:
+        return CoilTable(None, {})
+    path = Path(path)
+    coils: dict[str, CoilInfo] = {}
+    lines: dict[str, int] = {}
+    problems: list[DatasetError] = []
+    for line, rec, shape_error in _records(path, COIL_COLUMNS):
+        if shape_error:
+            problems.append(DatasetError(shape_error, path=path, line=line))
+            continue
+        try:
+            row = CoilRow.model_validate(rec)
+        except ValidationError as e:
+            problems.append(_row_error(e, path, line))
+            continue
+        if row.coil_id in coils:
+            problems.append(DatasetError(f"duplicate: coil {row.coil_id} is already listed on line "
+                                         f"{lines[row.coil_id]}", path=path, line=line, field="coil_id"))
+            continue
+        coils[row.coil_id], lines[row.coil_id] = row.to_info(), line
+    return CoilTable(path, coils, problems)
+
+
+IMAGE_SUBFOLDERS = ("frames", "images")
+
+
+def image_root(frames_dir: str | Path, table: FrameTable) -> Path:
+    """The folder the `file` column is relative to: `frames_dir`, unless the first frame is not
+    there but in its `frames/` (or `images/`) subfolder."""
+    root = Path(frames_dir)
+    if not table.frames or (root / table.frames[0].file).exists():
+        return root
+    for sub in IMAGE_SUBFOLDERS:
+        if (root / sub / table.frames[0].file).exists():
+            return root / sub
+    return root
