@@ -109,3 +109,33 @@ def test_split_ids():
         split_ids("val", {"data": {}}, None, ["a"])
     with pytest.raises(DatasetError):
         split_ids("val", {"data": {"val_ids": ["z"]}}, None, ["a"])
+
+
+def test_min_label_threshold_keeps_the_classifier_gating(tmp_path):
+    from types import SimpleNamespace
+
+    from steelscan.data.layout import open_dataset
+    from steelscan.data.synth import synthesize_dataset
+    from steelscan.inference.tiling import Tiling
+    from steelscan.inference.tune import tune_on_dataset
+
+    data = open_dataset(synthesize_dataset(tmp_path / "d", 16, seed=2, height=32, width=96, progress=False))
+    truths: list = []
+
+    def perfect_segmenter(batch):  # called once per image batch, in order (the frames fit one tile)
+        return np.stack([truths.pop(0) for _ in range(len(batch))]).astype(np.float32)
+
+    cascade = SimpleNamespace(
+        classifier=lambda b: np.full((len(b), 4), 0.35, np.float32),    # under the default 0.5: gated out
+        segmenter=perfect_segmenter, class_names=data.class_names, tiling=Tiling(), batch_size=8,
+        thresholds=Thresholds.defaults(4, data.class_names))
+    ids = [r.image_id for r in data.records]
+
+    def labels(**kw):
+        truths[:] = [data.masks(r, 32, 96) for r in data.records]
+        report = tune_on_dataset(cascade, data, ids, min_positives=1, progress=False, **kw)
+        return [c.chosen["label_threshold"] for c in report.classes if c.chosen]
+
+    assert min(labels()) <= 0.35                     # opening the gate pays off on some class
+    floored = labels(min_label_threshold=0.4)
+    assert floored and min(floored) >= 0.4

@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="thresholds.json to write")
     p.add_argument("--min-positives", type=int, default=None, metavar="N",
                    help="classes with fewer positive images keep the defaults (default 20)")
+    p.add_argument("--min-label-threshold", type=float, default=0.0, metavar="P",
+                   help="search classifier thresholds from P up (default 0: the whole grid)")
     p.add_argument("--memory-gb", type=float, default=2.0, help="probability cache budget (GiB)")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N")
     p.add_argument("--device", default="cpu")
@@ -60,6 +62,7 @@ def run(args) -> int:
     report = tune_on_dataset(inspector, dataset, ids,
                              memory_bytes=int(args.memory_gb * 1024 ** 3),
                              min_positives=DEFAULT_MIN_POSITIVES if args.min_positives is None else args.min_positives,
+                             min_label_threshold=args.min_label_threshold,
                              progress=not args.quiet)
     report.thresholds.save(out)
     summary = report.to_json()

@@ -313,11 +313,13 @@ def dataset_items(dataset, ids: Sequence[str], skipped: list[str]) -> Iterable[t
 
 
 def tune_on_dataset(inspector, dataset, ids: Sequence[str], *, memory_bytes: int = DEFAULT_MEMORY_BYTES,
-                    min_positives: int = DEFAULT_MIN_POSITIVES, progress: bool = True) -> TuneReport:
+                    min_positives: int = DEFAULT_MIN_POSITIVES, min_label_threshold: float = 0.0,
+                    progress: bool = True) -> TuneReport:
     """Run the models of `inspector` (steelscan.inference.cascade.Inspector: its classifier,
     segmenter, tiling and batch size; its thresholds only name the classes) once over the
-    dataset images `ids`, then search thresholds. Raises DatasetError when the data's
-    classes do not match."""
+    dataset images `ids`, then search thresholds (label thresholds from min_label_threshold
+    up: a floor keeps the classifier gating, so the search does not trade it for area filters
+    that drop small defects). Raises DatasetError when the data's classes do not match."""
     from tqdm import tqdm
 
     from ..images import image_size
@@ -341,7 +343,8 @@ def tune_on_dataset(inspector, dataset, ids: Sequence[str], *, memory_bytes: int
                             inspector.class_names, inspector.tiling, inspector.batch_size, factor, bar)
     if not cache.probs:
         raise DatasetError("no readable images to tune on", path=dataset.root)
-    report = search(cache, min_positives=min_positives)
+    report = search(cache, min_positives=min_positives,
+                    label_grid=tuple(t for t in LABEL_GRID if t >= min_label_threshold - 1e-9) or LABEL_GRID[-1:])
     if skipped:
         report.warnings.append(f"{len(skipped)} unreadable image(s) skipped, e.g. {skipped[0]}")
     if len(cache.probs) < 50:
