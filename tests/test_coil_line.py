@@ -72,7 +72,7 @@ def test_two_line_processes_one_postgres(postgres_url, tmp_path, capsys):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([sys.executable, "-m", "steelscan", "line", "--oracle", str(root / "train.csv"),
                                "--frames", str(root), "--db", postgres_url, "--surface", s, "--quiet"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for s in ("top", "bottom")]
     for p in procs:
         out, err = p.communicate(timeout=180)
