@@ -356,6 +356,26 @@ def test_runner_batches_sink_calls(tmp_path):
     assert sink.calls["close_surface"] == 1 and sink.calls["flush"] == 1
 
 
+def test_runner_publishes_live_status_to_a_sink_that_shows_it(tmp_path, monkeypatch):
+    import steelscan.line.runner as runner_module
+
+    monkeypatch.setattr(runner_module, "STATUS_EVERY_S", 0.0)   # every batch, for the test
+    c = Coil(tmp_path / "c")
+    for i in range(8):
+        c.frame("C1", "top", i * FRAME_M, [(1, 5, 9, 60, 70)])
+    sink = MemorySink()
+    sink.statuses = []
+    sink.publish_status = sink.statuses.append
+    runner = LineRunner(OracleInspector(c.write() / "train.csv"), sink, CONFIG)
+    runner.run(read_frames(c.root / "frames.csv"), c.root)
+    assert [s.frames for s in sink.statuses] == [4, 8]            # one per batch of 4 frames
+    last = sink.statuses[-1]
+    assert (last.coil_id, last.surface, last.camera_id) == ("C1", "top", "top")
+    assert last.position_m == pytest.approx(8 * FRAME_M)          # where the coverage has reached
+    assert last.lag_s is None and last.behind_m == 0.0            # a replay lags behind nothing
+    assert last.frames_per_s is not None and last.frames_per_s > 0
+
+
 # --- the command --------------------------------------------------------------------------------------
 def test_cli_line_writes_records_and_names_bad_rows(tmp_path, capsys):
     c = Coil(tmp_path / "c")

@@ -319,3 +319,30 @@ def test_lost_acknowledgement_is_stored_once_thanks_to_the_uid(tmp_path):
     assert sink.outages == 1 and not lose["next"]
     with CoilStore(url) as store:
         assert sorted(d["frames"][0] for d in store.defects("C1")) == [f"f{i}.png" for i in range(5)]
+
+
+def test_live_status_goes_straight_to_a_database_that_is_up_and_is_never_journalled(tmp_path):
+    from steelscan.coils.records import LineStatusRecord
+
+    class ShowsStatus(FlakySink):
+        def publish_status(self, status):
+            self._check()
+            self.db.setdefault("status", []).append(status)
+
+    db: dict = {}
+    sink = SpoolingSink(lambda: ShowsStatus(db), tmp_path / "spool", retry_s=0.02)
+    status = LineStatusRecord("top", "C1", "top", 12.5, 40, 9.5, 0.2, 0.0)
+    sink.publish_status(status)                      # no database opened yet: dropped, not queued
+    sink.add_defects([defect(0)])
+    wait_for(lambda: sink.pending == 0)
+    sink.publish_status(status)
+    assert db["status"] == [status]
+    db["down"] = True
+    sink.add_defects([defect(1)])
+    wait_for(lambda: sink.down)
+    sink.publish_status(status)                      # the database is down: nothing raised, nothing kept
+    assert db["status"] == [status]
+    db["down"] = False
+    wait_for(lambda: sink.pending == 0)
+    sink.close()
+    assert [r.start_m for kind, r in db["rows"] if kind == "defect"] == [0.0, 0.5]

@@ -47,7 +47,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from ..coils.records import CoilInfo, DefectRecord, DefectSink, SurfaceSummary, UninspectedRecord
+from ..coils.records import (CoilInfo, DefectRecord, DefectSink, LineStatusRecord, SurfaceSummary,
+                             UninspectedRecord)
 from ..geometry import strip_columns, strip_width_mm
 from .config import LineConfig
 from .crops import render_crop
@@ -58,6 +59,8 @@ from .merge import CoilDefect, DefectMerger, Segment, frame_pieces
 from .sources import FrameSource, ReplaySource, SourceFrame
 from .state import LineState
 from .strip import find_strip
+
+STATUS_EVERY_S = 1.0   # a camera's live status (publish_status) at most this often
 
 log = logging.getLogger("steelscan.line")
 
@@ -110,6 +113,7 @@ class _Coil:
     frames: int = 0
     inspected_m: float = 0.0
     strip_mm: list[float] = field(default_factory=list)
+    behind_m: float = 0.0           # metres of this coil skipped on purpose (reason `behind`)
 
 
 def model_info(inspector) -> dict:
@@ -217,10 +221,31 @@ class LineRunner:
         if not frames:
             return
         self.coils.update(self.source.coils)
-        self._stream(surface).process(frames, bar)
+        stream = self._stream(surface)
+        stream.process(frames, bar)
         if self.source.live:   # a replay or an as-fast-as-possible line has nothing to lag behind
             self.lag.report(self.summary)
+        self._publish_status(stream, len(frames))
         self._save_state()
+
+    def _publish_status(self, stream: "_SurfaceStream", frames: int) -> None:
+        """Tell a sink that shows the line live (`publish_status`) where this camera is, at most
+        every STATUS_EVERY_S per surface: coil, position, frames/s, lag and metres skipped."""
+        publish = getattr(self.sink, "publish_status", None)
+        coil = stream.coil
+        if publish is None or coil is None:
+            return
+        now = time.monotonic()
+        stream.status_frames += frames
+        since = now - stream.status_at if stream.status_at is not None else None
+        if since is not None and since < STATUS_EVERY_S:
+            return
+        rate = stream.status_frames / since if since else None
+        stream.status_at, stream.status_frames = now, 0
+        publish(LineStatusRecord(coil.camera_id, coil.info.coil_id, stream.surface, round(coil.cursor_m, 3),
+                                 coil.frames, None if rate is None else round(rate, 2),
+                                 round(self.lag.lag_s, 2) if self.source.live else None,
+                                 round(coil.behind_m, 3)))
 
     def _save_state(self, force: bool = False) -> None:
         """The streams' places, written after what they describe is in the sink (flushed, unless
@@ -266,6 +291,8 @@ class _SurfaceStream:
         self._counted: str | None = None
         self.closed: list[str] = []      # coils this stream closed (recent ones), for late frames
         self.resume_m: float | None = None   # the cursor restored after a restart
+        self.status_at: float | None = None  # when this camera's status was last published
+        self.status_frames = 0               # frames since then
         if runner.state is not None:
             self._restore(runner.state.surface(surface))
 
@@ -507,6 +534,7 @@ class _SurfaceStream:
         self.r.summary.uninspected_m += end_m - start_m
         if reason == "behind":
             self.r.summary.behind_m += end_m - start_m
+            self.coil.behind_m += end_m - start_m
 
     def _finish(self, defects: list[CoilDefect]) -> None:
         area_px_mm2 = self.pixel.along_mm * self.pixel.across_mm

@@ -160,6 +160,17 @@ class SpoolingSink:
     def close_surface(self, summary: SurfaceSummary) -> None:
         self._append("surface", [summary])
 
+    def publish_status(self, status) -> None:
+        """The live status goes straight to the database when it is up and is never journalled:
+        only the newest one matters, and a stale one after an outage would mislead the live page."""
+        sink = self._sink
+        if sink is None or self.down or not hasattr(sink, "publish_status"):
+            return
+        try:
+            sink.publish_status(status)
+        except Exception as e:   # best effort: the records themselves go through the journal
+            log.debug("spool: live status not sent: %s", e)
+
     def flush(self) -> None:
         """Return once the forwarder has stored everything, or the database is down (the
         entries are on disk then and go in when it returns)."""
