@@ -505,7 +505,7 @@ def synthesize_dataset(out_dir: str | Path, n: int, seed: int, height: int = FRA
     from tqdm import tqdm
 
     out = Path(out_dir)
-    stale = _previous_synth_images(out)
+    stale = previous_outputs(out, "train_images", SOURCE)
     writer = KaggleLayoutWriter(out, NUM_CLASSES, default_class_names(NUM_CLASSES), extra_meta={
         "source": SOURCE, "seed": seed, "n": n, "height": height, "width": width,
         "clean_fraction": clean_fraction, "class_descriptions": CLASS_DESCRIPTIONS})
@@ -528,13 +528,14 @@ def synthesize_dataset(out_dir: str | Path, n: int, seed: int, height: int = FRA
     return out
 
 
-def _previous_synth_images(out: Path) -> set[str]:
-    """Names of the images an earlier `synth` run left in out/train_images (they are replaced
-    or removed, so a smaller rerun leaves no stale frames). Refuses a folder holding other data."""
-    images = out / "train_images"
+def previous_outputs(out: Path, folder: str, source: str) -> set[str]:
+    """Names of the files an earlier run of the generator `source` left in out/folder (they are
+    replaced or removed, so a smaller rerun leaves nothing stale). Refuses a folder holding files
+    of anything else."""
+    images = out / folder
     existing = {p.name for p in images.iterdir() if p.is_file()} if images.is_dir() else set()
-    if existing and read_meta(out).get("source") != SOURCE:
-        raise DatasetError("output folder already holds images not made by steelscan synth; "
+    if existing and read_meta(out).get("source") != source:
+        raise DatasetError(f"output folder already holds files not made by {source}; "
                            "choose a new or empty folder", path=images)
     return existing
 

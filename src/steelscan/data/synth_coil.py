@@ -57,7 +57,7 @@ from ..rle import encode_rle
 from .layout import CURRENT_HEADER, META_FILE, default_class_names, read_meta
 from .synth import (CLASS_DESCRIPTIONS, CLASS_PRIORS, NUM_CLASSES, QUANTILE_LEVELS,
                     REFERENCE_HEIGHT, apply_defect, encode_jpeg, largest_component, paint_defect,
-                    strip_texture)
+                    previous_outputs, strip_texture)
 
 SOURCE = "steelscan synth-coil"
 SURFACES = ("top", "bottom")
@@ -681,7 +681,7 @@ def synthesize_coils(out_dir: str | Path, cfg: SynthCoilConfig, *, workers: int 
     t0 = time.perf_counter()
     plan = plan_line(cfg)
     out = Path(out_dir)
-    stale = _previous_frames(out)
+    stale = previous_outputs(out, "frames", SOURCE)
     frames_dir = out / "frames"
     if not truth_only:
         frames_dir.mkdir(parents=True, exist_ok=True)
@@ -821,17 +821,6 @@ def _write_tables(out: Path, plan: CoilPlan, infos: list[FrameInfo] | None, stri
     }
     write_text(out / "line.yaml", "# written by steelscan synth-coil (steelscan line reads it)\n"
                + yaml.safe_dump(line, sort_keys=False))
-
-
-def _previous_frames(out: Path) -> set[str]:
-    """Frames an earlier synth-coil run left in out/frames (removed unless rewritten); refuses a
-    folder holding frames from anything else."""
-    frames = out / "frames"
-    existing = {p.name for p in frames.iterdir() if p.is_file()} if frames.is_dir() else set()
-    if existing and read_meta(out).get("source") != SOURCE:
-        raise DatasetError("output folder already holds frames not made by steelscan synth-coil; "
-                           "choose a new or empty folder", path=frames)
-    return existing
 
 
 def draw_truth_map(out_dir: str | Path, png: str | Path, *, width_px: int = 1400) -> Path:
