@@ -111,6 +111,38 @@ def test_cli_json_and_table(tmp_path, capsys):
     assert "W2" in capsys.readouterr().out
 
 
+def test_cli_reads_a_stored_coil_from_the_database(tmp_path, capsys):
+    from steelscan.coils.records import CoilInfo, DefectRecord
+    from steelscan.coils.store import CoilStore
+
+    rng = np.random.default_rng(9)
+    coil = make_coil(rng, length_m=150, marks=[MarkSpec(period_m=math.pi * 0.52, phase_m=0.4, across_mm=700)],
+                     random_per_m=1.0)
+    d = coil.defects
+    db = tmp_path / "coils.db"
+    with CoilStore(str(db)) as store:
+        store.upsert_coil(CoilInfo("K7", length_m=150.0))
+        store.add_defects([DefectRecord("K7", str(d.surface[k]), "top", int(d.class_id[k]), "c", 0.9,
+                                        float(d.start_m[k]), float(d.start_m[k]) + 0.01,
+                                        float(d.across_start_mm[k]), float(d.across_end_mm[k]), 10.0,
+                                        float(d.across_end_mm[k] - d.across_start_mm[k]), 50.0)
+                           for k in range(len(d))])
+    (tmp_path / "rolls.csv").write_text("name,diameter_mm\nW1,650\nW2,520\n")
+    args = ["coil", "periodic", "--rolls", str(tmp_path / "rolls.csv"), "--json"]
+    assert main([*args, "--coil", "K7", "--db", str(db)]) == 0
+    (f,) = json.loads(capsys.readouterr().out)["findings"]
+    assert (f["coil_id"], f["surface"], f["roll"]) == ("K7", "top", "W2")
+    # the same coil exported to CSV gives the same finding
+    assert main(["coil", "export", "K7", "--db", str(db), "--csv", str(tmp_path / "k7.csv")]) == 0
+    capsys.readouterr()
+    assert main([*args, "--defects", str(tmp_path / "k7.csv")]) == 0
+    assert json.loads(capsys.readouterr().out)["findings"] == [f]
+    assert main([*args, "--coil", "NOPE", "--db", str(db)]) == 2
+    assert "no coil 'NOPE'" in capsys.readouterr().err
+    assert main([*args, "--coil", "K7"]) == 2
+    assert "--coil needs --db" in capsys.readouterr().err
+
+
 def test_bad_defect_list_is_one_line_naming_file_line_field(tmp_path, capsys):
     csv = tmp_path / "bad.csv"
     csv.write_text("coil_id,surface,class_id,start_m,across_start_mm,across_end_mm\n"
