@@ -141,6 +141,11 @@ def test_cli_reads_a_stored_coil_from_the_database(tmp_path, capsys):
     assert "no coil 'NOPE'" in capsys.readouterr().err
     assert main([*args, "--coil", "K7"]) == 2
     assert "--coil needs --db" in capsys.readouterr().err
+    # grading reads the stored coil too: its level-2 length and the roll mark -> HOLD
+    assert main(["coil", "grade", "--rules", "default", "--coil", "K7", "--db", str(db), "--json"]) == 0
+    (g,) = json.loads(capsys.readouterr().out)["coils"]
+    assert g["coil_id"] == "K7" and g["length_m"] == 150.0 and g["decision"] in ("HOLD", "REJECT")
+    assert any(r["rule"] == "roll-mark" for r in g["reasons"])
 
 
 def test_bad_defect_list_is_one_line_naming_file_line_field(tmp_path, capsys):

@@ -67,6 +67,28 @@ def open_existing(spec: str):
     return open_database(url)
 
 
+def add_stored_coil_source(p: argparse.ArgumentParser) -> None:
+    """--defects FILE or --coil ID --db DB: where an offline tool (periodic, grade) reads a coil."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--defects", metavar="FILE", help="defect CSV (steelscan coil export works)")
+    src.add_argument("--coil", metavar="ID", help="a coil in the defect database (with --db)")
+    p.add_argument("--db", metavar="DB", help="defect database (SQLAlchemy URL or SQLite path) for --coil")
+
+
+def read_stored_coil(db_spec: str | None, coil_id: str):
+    """The coil `coil_id` of the database `db_spec` (coils.stored.StoredCoil)."""
+    from ..coils.stored import stored_coil
+    from ..errors import ConfigError
+
+    if not db_spec:
+        raise ConfigError("--coil needs --db (the defect database that holds the coil)")
+    db = open_existing(db_spec)
+    try:
+        return stored_coil(db, coil_id)
+    finally:
+        db.dispose()
+
+
 def run(args: argparse.Namespace) -> int:
     db = open_existing(args.db)
     try:

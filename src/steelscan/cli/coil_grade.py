@@ -1,5 +1,5 @@
-"""`steelscan coil grade --rules FILE --defects FILE [--coils coils.csv] [--json]`: what-if grading
-of coils from plain files (nothing is stored)."""
+"""`steelscan coil grade --rules FILE (--defects FILE [--coils coils.csv] | --coil ID --db DB) [--json]`:
+what-if grading of coils from plain files or of a stored coil (nothing is stored)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import json
 
 
 def register(sub) -> None:
+    from .coil import add_stored_coil_source
+
     p = sub.add_parser("grade", help="grade coils against a rule set (what-if: nothing is stored), with a cut list",
                        description="Grade each coil of a defect CSV against the rule set for its order/customer "
                                    "(ACCEPT, DOWNGRADE, HOLD, REJECT; strictest wins), give the reasons and a cut "
                                    "list that maximises prime metres.")
     p.add_argument("--rules", required=True, metavar="FILE",
                    help="rule YAML ('default' = the shipped steelscan/coils/rules/default.yaml)")
-    p.add_argument("--defects", required=True, metavar="FILE", help="defect CSV (steelscan coil export works)")
+    add_stored_coil_source(p)
     p.add_argument("--coils", metavar="FILE", help="coils.csv: coil_id[,length_m,width_mm,exposed_surface,customer,"
                                                    "order]; coils listed here without defects are graded too")
     p.add_argument("--uninspected", metavar="FILE", help="uninspected.csv: coil_id,surface,start_m,end_m[,reason]")
@@ -30,12 +32,17 @@ def run(args: argparse.Namespace) -> int:
     from ..coils.grading import grade_coils
     from ..coils.grading_rules import DEFAULT_RULES, load_rules
     from ..coils.rolls import read_rolls
+    from .coil import read_stored_coil
 
     rules = load_rules(DEFAULT_RULES if args.rules == "default" else args.rules)
     rolls = read_rolls(args.rolls) if args.rolls else None
-    coils = read_coil_table(args.coils) if args.coils else {}
-    spans = read_uninspected(args.uninspected) if args.uninspected else []
-    defects = read_defect_list(args.defects)
+    if args.coil is not None:   # a stored coil brings its level-2 data and uninspected spans
+        stored = read_stored_coil(args.db, args.coil)
+        coils, spans, defects = {args.coil: stored.info}, stored.uninspected, stored.defects
+    else:
+        coils = read_coil_table(args.coils) if args.coils else {}
+        spans = read_uninspected(args.uninspected) if args.uninspected else []
+        defects = read_defect_list(args.defects)
     grades = grade_coils(rules, defects, coils, spans, rolls, with_cuts=not args.no_cuts, progress=True)
     if args.json:
         print(json.dumps({"coils": [g.to_json() for g in grades]}, indent=2))

@@ -8,15 +8,14 @@ import json
 
 
 def register(sub) -> None:
+    from .coil import add_stored_coil_source
+
     p = sub.add_parser("periodic", help="periodic (roll-mark) defects in a defect list, named by the roll table",
                        description="Find defects that repeat at a roll's circumference along each coil and "
                                    "surface of a defect CSV (columns coil_id,surface,class_id,start_m,"
                                    "across_start_mm,across_end_mm; no coil_id = one coil). A finding needs "
                                    "5 detected occurrences that random defects explain with probability < 0.1 %.")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--defects", metavar="FILE", help="defect CSV (steelscan coil export works)")
-    src.add_argument("--coil", metavar="ID", help="a coil in the defect database (with --db)")
-    p.add_argument("--db", metavar="DB", help="defect database (SQLAlchemy URL or SQLite path) for --coil")
+    add_stored_coil_source(p)
     p.add_argument("--rolls", metavar="FILE", help="roll table: name,diameter_mm[,elongation,stand,surface,"
                                                    "installed_at]")
     p.add_argument("--tolerance", type=float, default=0.01,
@@ -29,13 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from ..coils.defect_list import read_defect_list
     from ..coils.periodic import find_periodic
     from ..coils.rolls import read_rolls
+    from .coil import read_stored_coil
 
-    from ..errors import ConfigError
-
-    if args.coil is not None and not args.db:
-        raise ConfigError("--coil needs --db (the defect database that holds the coil)")
     rolls = read_rolls(args.rolls, args.tolerance) if args.rolls else None
-    defects = read_defect_list(args.defects) if args.defects else _stored(args.db, args.coil)
+    defects = read_defect_list(args.defects) if args.defects else read_stored_coil(args.db, args.coil).defects
     findings = find_periodic(defects, rolls)
     if args.json:
         print(json.dumps({"findings": [f.to_json() for f in findings]}, indent=2))
@@ -49,18 +45,3 @@ def run(args: argparse.Namespace) -> int:
               f"{','.join(map(str, f.class_ids)):<9} {f.confidence:.4f}")
     print(f"{len(findings)} periodic finding(s) in {len(defects.coils())} coil(s), {len(defects)} defects")
     return 0
-
-
-def _stored(db_spec: str, coil_id: str):
-    from ..coils import queries
-    from ..coils.defect_list import stored_defects
-    from ..errors import DatasetError
-    from .coil import open_existing
-
-    db = open_existing(db_spec)
-    try:
-        if not queries.coil_exists(db, coil_id):
-            raise DatasetError(f"no coil {coil_id!r} in the database", field="coil")
-        return stored_defects(db, coil_id)
-    finally:
-        db.dispose()

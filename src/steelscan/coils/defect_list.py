@@ -142,17 +142,3 @@ def read_defect_list(path: str | Path) -> DefectList:
         ids=np.array(columns["id"], object) if "id" in col else None)
     out.source, out.lines = str(path), np.array(lines, int)
     return out
-
-
-def stored_defects(db, coil_id: str) -> DefectList:
-    """The defects of one coil in the defect database (steelscan.db.Database), as a DefectList
-    whose ids are the database's defect ids."""
-    from . import queries
-
-    rows = queries.defects(db, coil_id)
-    return DefectList.from_arrays(
-        coil_id=[r["coil_id"] for r in rows], surface=[r["surface"] for r in rows],
-        class_id=[r["class_id"] for r in rows], start_m=[r["start_m"] for r in rows],
-        end_m=[r["end_m"] for r in rows], across_start_mm=[r["across_start_mm"] for r in rows],
-        across_end_mm=[r["across_end_mm"] for r in rows], length_mm=[r["length_mm"] for r in rows],
-        area_mm2=[r["area_mm2"] for r in rows], ids=[str(r["id"]) for r in rows])  # as `coil export` writes them
