@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from ..data.csv_rows import read_csv_rows
 from ..errors import DatasetError
 from .records import SURFACES, CoilInfo, UninspectedRecord
 
@@ -17,17 +17,11 @@ _TEXTS = ("line_id", "grade", "order", "customer", "exposed_surface")
 
 
 def _rows(path: Path, required: tuple[str, ...]):
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise DatasetError(f"cannot read: {e.strerror or e}", path=path) from None
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in reader.fieldnames or []]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DatasetError(f"missing column(s) {', '.join(missing)}", path=path, line=1, field=missing[0])
-    for row in reader:
-        yield reader.line_num, {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+    """(line, {column: stripped text}); a short row's missing values are empty, extra values ignored."""
+    header, rows = read_csv_rows(path, required)
+    for line, values in rows:
+        values = values + [""] * (len(header) - len(values))
+        yield line, {k: v.strip() for k, v in zip(header, values)}
 
 
 def _float(value: str, path: Path, line: int, name: str, minimum: float = 0.0) -> float:

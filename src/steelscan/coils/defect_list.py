@@ -8,12 +8,12 @@ steelscan.geometry: metres from the coil head along, millimetres from the drive-
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..data.csv_rows import read_csv_rows
 from ..errors import DatasetError
 from .records import SURFACES
 
@@ -89,25 +89,14 @@ def _floats(values: list[str], name: str, path: Path, lines: list[int]) -> np.nd
 def read_defect_list(path: str | Path) -> DefectList:
     """Read a defect CSV whole; the first bad row raises DatasetError(file, line, field)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise DatasetError(f"cannot read defect list: {e.strerror or e}", path=path) from None
-    reader = csv.reader(text.splitlines())
-    header = [h.strip() for h in next(reader, [])]
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise DatasetError(f"missing column(s) {', '.join(missing)}", path=path, line=1, field=missing[0])
+    header, records = read_csv_rows(path, REQUIRED)
     col = {name: i for i, name in enumerate(header)}
     rows, lines = [], []
-    for row in reader:
-        if not any(v.strip() for v in row):
-            continue
+    for line, row in records:
         if len(row) < len(header):
-            raise DatasetError(f"{len(row)} values for {len(header)} columns", path=path,
-                               line=reader.line_num)
+            raise DatasetError(f"{len(row)} values for {len(header)} columns", path=path, line=line)
         rows.append(row)
-        lines.append(reader.line_num)
+        lines.append(line)
     columns = {name: [r[i].strip() for r in rows] for name, i in col.items()}
     n = len(rows)
     surface = np.array(columns["surface"], dtype=object)

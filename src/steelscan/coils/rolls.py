@@ -10,7 +10,6 @@ relative tolerance (default 1 %); rolls whose periods lie closer together than t
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..data.csv_rows import read_csv_rows
 from ..errors import ConfigError
 from .records import SURFACES
 
@@ -102,26 +102,16 @@ def read_rolls(path: str | Path, tolerance: float = DEFAULT_TOLERANCE) -> RollTa
     if not 0 < tolerance < 0.5:
         raise ConfigError(f"roll tolerance must be within 0..0.5 (relative), got {tolerance}",
                           field="tolerance")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise ConfigError(f"cannot read roll table: {e.strerror or e}", path=path) from None
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise ConfigError(f"missing column(s) {', '.join(missing)} (need {','.join(REQUIRED_COLUMNS)}"
-                          f"[,{','.join(OPTIONAL_COLUMNS)}])", path=path, line=1, field=missing[0])
+    header, records = read_csv_rows(path, REQUIRED_COLUMNS, error=ConfigError)
     unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if unknown:
         raise ConfigError(f"unknown column {unknown[0]!r}", path=path, line=1, field=unknown[0])
     rolls: list[Roll] = []
     seen: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
-        values = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-        if None in row:
+    for line, row in records:
+        if len(row) > len(header):
             raise ConfigError("more values than columns", path=path, line=line)
+        values = {k: v.strip() for k, v in zip(header, row)}
         values = {k: v for k, v in values.items() if v != ""}
         try:
             roll = Roll(**values)

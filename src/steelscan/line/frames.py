@@ -20,8 +20,6 @@ passed the camera), and within a coil the frames sorted by `position_m`.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -29,6 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..coils.records import CoilInfo
+from ..data.csv_rows import read_csv_rows
 from ..errors import DatasetError
 
 FRAME_COLUMNS = ("file", "coil_id", "surface", "position_m")
@@ -103,24 +102,10 @@ class CoilTable:
 
 
 def _records(path: Path, required: tuple[str, ...]):
-    """Yield (line number, {column: text}) of a CSV with a header naming `required` columns."""
-    if not path.is_file():
-        raise DatasetError("file not found", path=path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"cannot read ({e.__class__.__name__})", path=path) from None
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip() for h in next(reader, [])]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DatasetError(f"header lacks column(s) {', '.join(missing)} (has {','.join(header) or 'nothing'})",
-                           path=path, line=1)
-    start = reader.line_num + 1
-    for rec in reader:
-        line, start = start, reader.line_num + 1
-        if not rec or all(not c.strip() for c in rec):
-            continue
+    """Yield (line number, {column: text} or None, shape problem or None) of a CSV whose header
+    names the `required` columns."""
+    header, rows = read_csv_rows(path, required)
+    for line, rec in rows:
         if len(rec) != len(header):
             yield line, None, f"expected {len(header)} fields, found {len(rec)}"
             continue
