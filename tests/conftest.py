@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from steelscan.memory import keep_freed_memory
+
+keep_freed_memory()   # as the CLI does: training and inference in the tests fault far less memory in
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
 

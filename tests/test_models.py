@@ -312,6 +312,20 @@ def test_smp_unet_any_size(encoder):
         assert model(torch.rand(1, 3, 37, 61)).shape == (1, 4, 37, 61)
 
 
+def test_smp_unet_narrow_decoder_is_smaller_and_old_specs_keep_smp_default():
+    narrow = build_model({"kind": "segmenter", "arch": "smp_unet", "encoder": "efficientnet_lite0",
+                          "decoder_channels": [128, 64, 32, 16, 8]})
+    default = build_model({"kind": "segmenter", "arch": "smp_unet", "encoder": "efficientnet_lite0"})
+    assert count_parameters(narrow.net.decoder) < count_parameters(default.net.decoder) * 0.5
+    assert default.net.segmentation_head[0].in_channels == 16      # smp's (256, 128, 64, 32, 16)
+    assert narrow.net.segmentation_head[0].in_channels == 8
+    with torch.no_grad():
+        assert narrow.eval()(torch.rand(1, 3, 40, 72)).shape == (1, 4, 40, 72)
+    with pytest.raises(ModelError, match="5 positive integers") as info:
+        build_model({"kind": "segmenter", "arch": "smp_unet", "decoder_channels": [64, 32]})
+    assert info.value.field == "decoder_channels"
+
+
 # --- specs, run folders ---------------------------------------------------------------------
 
 def test_spec_defaults_and_errors():

@@ -300,6 +300,21 @@ def test_training_lowers_the_loss(seg_run):
     assert summary["best_score"] > rows[0]["val_kaggle_dice"]
 
 
+def test_validate_every_n_epochs_and_pick_the_best_by_loss(toy, tmp_path):
+    run = tmp_path / "seg"
+    summary = train(quick(epochs=5, val_every=2, monitor="loss"), toy, run)
+    rows = json.loads((run / "state" / "state.json").read_text())["history"]
+    validated = [r["epoch"] for r in rows if "val_loss" in r]
+    assert validated == [2, 4, 5]                      # every 2nd epoch and always the last
+    best = min((r for r in rows if "val_loss" in r), key=lambda r: r["val_loss"])
+    assert summary["monitor"] == "val_loss" and summary["best_epoch"] == best["epoch"]
+    assert summary["best_score"] == pytest.approx(best["val_loss"])
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert "val_loss" in header and (run / "curves.png").stat().st_size > 0
+    with pytest.raises(ConfigError, match="macro_f1 is not a segmenter score"):
+        quick(monitor="macro_f1")
+
+
 def test_run_folder_tells_its_story(seg_run, toy):
     from steelscan.models import load_run
     run, summary = seg_run

@@ -54,12 +54,18 @@ class DemoConfig:
     cls_epochs: int = 10
     cls_batch_size: int = 16
     cls_lr: float = 1e-3
+    cls_monitor: str = "auto"        # which validation score picks the best epoch (auto | loss | ...)
     # segmenter
+    seg_arch: str = "resunet"        # resunet | smp_unet
+    seg_encoder: str = "efficientnet_lite0"    # smp_unet: encoder (ImageNet weights offline)
+    seg_decoder_channels: str = "256,128,64,32,16"  # smp_unet: decoder width per stage
+    seg_weights: str = "imagenet"    # smp_unet: encoder weights
     seg_base_width: int = 8
     seg_crop: str = "128x256"
     seg_epochs: int = 16
     seg_batch_size: int = 16
     seg_lr: float = 3e-3
+    seg_val_every: int = 1           # validate the segmenter every N epochs (and after the last)
     # export and benchmark
     int8: bool = False
     bench_frames: int = 8
@@ -74,9 +80,13 @@ class DemoConfig:
         if kind == "classifier":
             return {"backbone": self.cls_backbone, "weights": self.cls_weights,
                     "input_scale": self.cls_input_scale, "epochs": self.cls_epochs,
-                    "batch_size": self.cls_batch_size, "lr": self.cls_lr, "crop": "full", **common}
-        return {"arch": "resunet", "base_width": self.seg_base_width, "crop": self.seg_crop,
-                "epochs": self.seg_epochs, "batch_size": self.seg_batch_size, "lr": self.seg_lr, **common}
+                    "batch_size": self.cls_batch_size, "lr": self.cls_lr, "crop": "full",
+                    "monitor": self.cls_monitor, **common}
+        model = ({"arch": "resunet", "base_width": self.seg_base_width} if self.seg_arch == "resunet" else
+                 {"arch": self.seg_arch, "backbone": self.seg_encoder, "weights": self.seg_weights,
+                  "decoder_channels": self.seg_decoder_channels})
+        return {**model, "crop": self.seg_crop, "epochs": self.seg_epochs, "batch_size": self.seg_batch_size,
+                "lr": self.seg_lr, "val_every": self.seg_val_every, **common}
 
 
 # Seconds of each step at the defaults on an idle 2-core CPU with 2 threads, from the per-epoch and

@@ -16,6 +16,7 @@ import os
 import sys
 
 from ..errors import SteelscanError
+from ..memory import keep_freed_memory
 
 # Module names under steelscan.cli, in the order `--help` lists them.
 COMMANDS = [
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    keep_freed_memory()
     try:
         return int(args.func(args) or 0)
     except SteelscanError as e:

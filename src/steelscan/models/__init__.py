@@ -7,7 +7,7 @@ plain spec dict (stored in each run's config.json):
     {"kind": "classifier", "arch": "resnet18", "num_classes": 4, "in_channels": 3, "weights": "imagenet"}
     {"kind": "segmenter", "arch": "resunet", "num_classes": 4, "in_channels": 3, "base_width": 16}
     {"kind": "segmenter", "arch": "smp_unet", "encoder": "resnet34", "num_classes": 4,
-     "in_channels": 3, "weights": "none"}
+     "in_channels": 3, "weights": "none", "decoder_channels": [256, 128, 64, 32, 16]}
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from steelscan.errors import ModelError
 from steelscan.models.checkpoint import load_run, load_state, save_run_weights, save_weights
 from steelscan.models.classifier import CLASSIFIER_ARCHS, DefectClassifier
 from steelscan.models.resunet import ResUNet
-from steelscan.models.smp_unet import SMP_ENCODERS, SmpUnet
+from steelscan.models.smp_unet import DECODER_CHANNELS, SMP_ENCODERS, SmpUnet
 
 __all__ = ["build_model", "model_spec_defaults", "save_run_weights", "save_weights", "load_run",
            "load_state", "count_parameters", "DefectClassifier", "ResUNet", "SmpUnet",
@@ -36,7 +36,7 @@ _KIND_DEFAULTS = {
                   "base_width": 16},
 }
 _ARCH_DEFAULTS = {
-    "smp_unet": {"encoder": "resnet34", "weights": "none"},
+    "smp_unet": {"encoder": "resnet34", "weights": "none", "decoder_channels": list(DECODER_CHANNELS)},
 }
 
 
@@ -78,7 +78,11 @@ def build_model(spec: dict) -> nn.Module:
     if arch == "resunet":
         return ResUNet(in_channels, num_classes, _positive_int(full, "base_width"))
     if arch == "smp_unet":
-        return SmpUnet(full["encoder"], num_classes, in_channels, full["weights"])
+        channels = full["decoder_channels"]
+        if not isinstance(channels, (list, tuple)) or not all(isinstance(c, int) and not isinstance(c, bool)
+                                                               for c in channels):
+            raise ModelError(f"must be a list of integers, got {channels!r}", field="decoder_channels")
+        return SmpUnet(full["encoder"], num_classes, in_channels, full["weights"], tuple(channels))
     raise ModelError(f"unknown segmenter arch {arch!r} (choose from {', '.join(SEGMENTER_ARCHS)})",
                      field="arch")
 

@@ -42,13 +42,13 @@ def write_curves(run_dir: Path, rows: list[dict[str, Any]], monitor: str, title:
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 3.8))
     for key in ("train_loss", "val_loss"):
-        ax_loss.plot(epochs, [r.get(key) for r in rows], marker="o", ms=3, label=key)
+        ax_loss.plot(epochs, [r.get(key, float("nan")) for r in rows], marker="o", ms=3, label=key)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.legend()
-    score_keys = [k for k in rows[0] if k.startswith("val_") and k != "val_loss"] if rows else []
-    for key in score_keys:
-        ax_score.plot(epochs, [r.get(key) for r in rows], marker="o", ms=3, label=key,
+    score_keys = list(dict.fromkeys(k for r in rows for k in r if k.startswith("val_") and k != "val_loss"))
+    for key in score_keys:   # epochs that were not validated (val_every > 1) are gaps
+        ax_score.plot(epochs, [r.get(key, float("nan")) for r in rows], marker="o", ms=3, label=key,
                       lw=2.5 if key == f"val_{monitor}" else 1.0)
     ax_score.set_xlabel("epoch")
     ax_score.set_ylabel("validation score")

@@ -161,11 +161,15 @@ def _fit(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, ranks: d
         t0 = time.perf_counter()
         train_loss, images = train_one_epoch(run, net, data, loss_fn, optimiser, machine, callbacks)
         train_time = time.perf_counter() - t0
-        scores = evaluate(model, data.val_loader, loss_fn, cfg.kind, data.num_classes, cfg.threshold, machine)
+        validate = epoch % cfg.val_every == 0 or epoch == cfg.epochs
+        scores = (evaluate(model, data.val_loader, loss_fn, cfg.kind, data.num_classes, cfg.threshold, machine)
+                  if validate else {})
         row = {"epoch": epoch, "step": progress.step, "lr": optimiser.lr_at(progress.step - 1),
                "train_loss": train_loss, **{f"val_{k}": v for k, v in scores.items()},
                "train_images_per_s": images / max(train_time, 1e-9), "time_s": time.perf_counter() - t0}
-        improved = progress.record(row, scores[cfg.monitor], cfg.patience)
+        improved = validate and progress.record(row, monitor_score(cfg, scores), cfg.patience)
+        if not validate:
+            progress.history.append(row)
         if ranks.is_main:
             save_epoch(run, spec, optimiser, improved)
             log_epoch(cfg, row, improved)
@@ -173,7 +177,7 @@ def _fit(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, ranks: d
         callbacks.on_epoch_end(run, row)
         if progress.stopped_early:
             if ranks.is_main:
-                print(f"early stop: no better val_{cfg.monitor} for {cfg.patience} epochs", file=sys.stderr)
+                print(f"early stop: no better val_{cfg.monitor_key} for {cfg.patience} epochs", file=sys.stderr)
             break
 
     callbacks.on_fit_end(run)
@@ -371,9 +375,9 @@ def save_epoch(run: RunState, spec: dict, optimiser: Optimiser, improved: bool) 
     save_run_weights(run_dir, run.model, "last")
     if improved:
         save_run_weights(run_dir, run.model, "best")
-    write_metrics_json(run_dir, p.history, cfg.monitor, p.best_epoch,
+    write_metrics_json(run_dir, p.history, cfg.monitor_key, p.best_epoch,
                        {"stopped_early": p.stopped_early, "epochs_planned": cfg.epochs, "kind": cfg.kind})
-    write_curves(run_dir, p.history, cfg.monitor, f"{cfg.kind} {spec['arch']} — {run_dir.name}")
+    write_curves(run_dir, p.history, cfg.monitor_key, f"{cfg.kind} {spec['arch']} — {run_dir.name}")
     checkpoint.save_state(run_dir, p.epoch, state_for_saving(run.model), optimiser.adamw, {
         "step": p.step, "best_score": p.best_score if p.best_epoch else None, "best_epoch": p.best_epoch,
         "bad_epochs": p.bad_epochs, "stopped_early": p.stopped_early, "history": p.history,
@@ -381,9 +385,16 @@ def save_epoch(run: RunState, spec: dict, optimiser: Optimiser, improved: bool) 
         "scaler": optimiser.scaler.state_dict() if optimiser.scaler else None})
 
 
+def monitor_score(cfg: TrainConfig, scores: dict[str, float]) -> float:
+    """The validation score to maximise: the monitored score, or minus the loss."""
+    key = cfg.monitor_key
+    return -scores[key] if key == "loss" else scores[key]
+
+
 def log_epoch(cfg: TrainConfig, row: dict[str, Any], improved: bool) -> None:
-    tqdm.write(f"epoch {row['epoch']}/{cfg.epochs}  train_loss {row['train_loss']:.4f}  "
-               f"val_loss {row['val_loss']:.4f}  val_{cfg.monitor} {row[f'val_{cfg.monitor}']:.4f}"
+    val = (f"val_loss {row['val_loss']:.4f}  val_{cfg.monitor_key} {row[f'val_{cfg.monitor_key}']:.4f}"
+           if "val_loss" in row else f"(validated every {cfg.val_every} epochs)")
+    tqdm.write(f"epoch {row['epoch']}/{cfg.epochs}  train_loss {row['train_loss']:.4f}  {val}"
                f"{'  *best*' if improved else ''}  {row['time_s']:.1f}s", file=sys.stderr)
 
 
