@@ -392,7 +392,8 @@ def monitor_score(cfg: TrainConfig, scores: dict[str, float]) -> float:
 
 
 def log_epoch(cfg: TrainConfig, row: dict[str, Any], improved: bool) -> None:
-    val = (f"val_loss {row['val_loss']:.4f}  val_{cfg.monitor_key} {row[f'val_{cfg.monitor_key}']:.4f}"
+    key = cfg.monitor_key
+    val = (f"val_loss {row['val_loss']:.4f}" + (f"  val_{key} {row[f'val_{key}']:.4f}" if key != "loss" else "")
            if "val_loss" in row else f"(validated every {cfg.val_every} epochs)")
     tqdm.write(f"epoch {row['epoch']}/{cfg.epochs}  train_loss {row['train_loss']:.4f}  {val}"
                f"{'  *best*' if improved else ''}  {row['time_s']:.1f}s", file=sys.stderr)
