@@ -12,18 +12,20 @@ from typing import Iterator
 from ..errors import DatasetError, SteelscanError
 
 
-def read_csv_rows(path: str | Path, required: tuple[str, ...], *,
-                  error: type[SteelscanError] = DatasetError) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-    """(header, rows) of the CSV at `path`; rows yields (line number, values as written) for every
-    row that is not blank. Raises `error` naming the file (and line 1, the missing column as
-    field) when the file is missing or unreadable or its header lacks a `required` column."""
+def read_csv_rows(path: str | Path, required: tuple[str, ...], *, error: type[SteelscanError] = DatasetError,
+                  what: str = "file") -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """(header, rows) of the CSV at `path`; rows yields (line number where the row starts, values
+    as written) for every row that is not blank (quoted values may span lines). The header is
+    stripped; it is empty for an empty file. Raises `error` naming the file (and line 1, the missing
+    column as field) when the file is missing or unreadable or its header lacks a `required`
+    column; `what` names the file in those messages ("label file not found")."""
     path = Path(path)
     if not path.is_file():
-        raise error("file not found", path=path)
+        raise error(f"{what} not found", path=path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
-        raise error(f"cannot read ({e.__class__.__name__})", path=path) from None
+        raise error(f"cannot read {what} ({e.__class__.__name__})", path=path) from None
     reader = csv.reader(io.StringIO(text))
     header = [h.strip() for h in next(reader, [])]
     missing = [c for c in required if c not in header]
