@@ -31,9 +31,10 @@ from typing import Iterator
 
 from pydantic import ValidationError
 
+from ..coils.coil_table import read_coils
 from ..coils.records import CoilInfo
 from ..images import load_image
-from .frames import FrameRow, read_coils
+from .frames import FrameRow
 from .sources import SourceFrame
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
