@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from ..data.csv_rows import CsvRow, read_csv_records, read_csv_rows, row_error
+from ..data.csv_rows import CsvRow, read_csv_models, read_csv_rows
 from ..errors import DatasetError
 from .records import SURFACES, CoilInfo, UninspectedRecord
 
@@ -56,14 +56,9 @@ def read_coils(path: str | Path | None) -> CoilTable:
     coils: dict[str, CoilInfo] = {}
     lines: dict[str, int] = {}
     problems: list[DatasetError] = []
-    for line, rec, shape_error in read_csv_records(path, COIL_COLUMNS):
-        if shape_error:
-            problems.append(shape_error)
-            continue
-        try:
-            row = CoilRow.model_validate(rec)
-        except ValidationError as e:
-            problems.append(row_error(e, path, line))
+    for line, row in read_csv_models(path, COIL_COLUMNS, CoilRow):
+        if isinstance(row, DatasetError):
+            problems.append(row)
             continue
         if row.coil_id in coils:
             problems.append(DatasetError(f"duplicate: coil {row.coil_id} is already listed on line "

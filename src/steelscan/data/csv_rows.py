@@ -2,19 +2,21 @@
 tables, uninspected spans): the file read as UTF-8 (a BOM allowed), the header checked for the
 columns a caller needs, and every non-blank row with its line number for error messages.
 
-Tables checked row by row with pydantic (frames.csv, coils.csv) build their row model on `CsvRow`,
-read `read_csv_records`, and turn a row's ValidationError into one error with `row_error`."""
+Tables checked row by row with pydantic (frames.csv, coils.csv) build their row model on `CsvRow` and
+read it with `read_csv_models` (a row's ValidationError becomes one error: `row_error`)."""
 
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ..errors import DatasetError, SteelscanError
+
+Row = TypeVar("Row", bound=BaseModel)
 
 
 def read_csv_rows(path: str | Path, required: tuple[str, ...], *, error: type[SteelscanError] = DatasetError,
@@ -48,19 +50,25 @@ def read_csv_rows(path: str | Path, required: tuple[str, ...], *, error: type[St
     return header, rows()
 
 
-def read_csv_records(path: str | Path, required: tuple[str, ...]
-                     ) -> Iterator[tuple[int, dict[str, str] | None, DatasetError | None]]:
-    """(line number, {column: text} or None, shape problem or None) for every non-blank row of the
-    CSV at `path`, whose header must name the `required` columns (DatasetError otherwise). A row
-    with more or fewer values than the header has no dict but a problem naming file and line."""
+def read_csv_models(path: str | Path, required: tuple[str, ...], model: type[Row]
+                    ) -> Iterator[tuple[int, Row | DatasetError]]:
+    """(line number, the row as `model` or the DatasetError naming file, line and field(s) that says
+    why it is not one) for every non-blank row of the CSV at `path`, whose header must name the
+    `required` columns (that, or a missing file, raises DatasetError). A row with more or fewer values
+    than the header is a problem; a model with a `line` field is given the row's line number."""
     path = Path(path)
     header, rows = read_csv_rows(path, required)
+    with_line = "line" in model.model_fields
     for line, values in rows:
         if len(values) != len(header):
-            yield line, None, DatasetError(f"expected {len(header)} fields, found {len(values)}",
-                                           path=path, line=line)
+            yield line, DatasetError(f"expected {len(header)} fields, found {len(values)}", path=path, line=line)
             continue
-        yield line, dict(zip(header, values)), None
+        record = dict(zip(header, values)) | ({"line": line} if with_line else {})
+        try:
+            row: Row | DatasetError = model.model_validate(record)
+        except ValidationError as e:
+            row = row_error(e, path, line)
+        yield line, row
 
 
 class CsvRow(BaseModel):

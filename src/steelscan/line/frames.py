@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from ..data.csv_rows import CsvRow, read_csv_records, row_error
+from ..data.csv_rows import CsvRow, read_csv_models
 from ..errors import DatasetError
 
 FRAME_COLUMNS = ("file", "coil_id", "surface", "position_m")
@@ -70,14 +70,9 @@ def read_frames(path: str | Path) -> FrameTable:
     problems: list[DatasetError] = []
     by_file: dict[str, int] = {}
     by_place: dict[tuple[str, str, float], int] = {}
-    for line, rec, shape_error in read_csv_records(path, FRAME_COLUMNS):
-        if shape_error:
-            problems.append(shape_error)
-            continue
-        try:
-            row = FrameRow.model_validate({**rec, "line": line})
-        except ValidationError as e:
-            problems.append(row_error(e, path, line))
+    for line, row in read_csv_models(path, FRAME_COLUMNS, FrameRow):
+        if isinstance(row, DatasetError):
+            problems.append(row)
             continue
         if row.file in by_file:
             problems.append(DatasetError(f"duplicate: {row.file} is already listed on line {by_file[row.file]}",
