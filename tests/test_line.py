@@ -16,10 +16,11 @@ import pytest
 from PIL import Image
 
 from steelscan.cli import main
+from steelscan.coils.coil_table import read_coils
 from steelscan.errors import ConfigError, DatasetError
 from steelscan.inference.cascade import Inspector
 from steelscan.inference.thresholds import Thresholds
-from steelscan.line import LineConfig, LineRunner, load_line_config, read_coils, read_frames
+from steelscan.line import LineConfig, LineRunner, load_line_config, read_frames
 from steelscan.line.merge import DefectMerger
 from steelscan.line.oracle import OracleInspector
 from steelscan.line.strip import find_strip

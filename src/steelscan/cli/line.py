@@ -219,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
     import threading
 
     from ..errors import ConfigError
-    from ..line import LineRunner, load_line_config, read_coils
+    from ..coils.coil_table import read_coils
+    from ..line import LineRunner, load_line_config
     from ..line.config import CONFIG_FILE
     from ..line.state import LineState
 

@@ -25,6 +25,7 @@ from ..atomic import write_bytes, write_json, write_text
 from ..errors import DatasetError, RLEError
 from ..images import IMAGE_SUFFIXES, decode_image_bytes, image_size, load_image  # noqa: F401 (re-exported)
 from ..rle import decode_rle, encode_rle
+from .csv_rows import read_csv_rows
 
 DEFAULT_NUM_CLASSES = 4
 META_FILE = "steelscan.json"
@@ -69,17 +70,9 @@ def read_label_table(path: str | Path, *, strict_classes: int | None = None,
     row-level error is passed to it instead and the row skipped (a bad header still
     raises). RLE strings are not decoded here (that needs the image size); see `decode_masks`."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError("label file not found", path=path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"cannot read label file ({e.__class__.__name__})", path=path) from None
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise DatasetError("empty file, expected a header line", path=path, line=1) from None
+    header, records = read_csv_rows(path, (), what="label file")
+    if not header:
+        raise DatasetError("empty file, expected a header line", path=path, line=1)
     if header == CURRENT_HEADER:
         fmt = "current"
     elif header == LEGACY_HEADER:
@@ -92,9 +85,7 @@ def read_label_table(path: str | Path, *, strict_classes: int | None = None,
                            f"or {','.join(SUBMISSION_HEADER)!r}", path=path, line=1)
     rows: list[LabelRow] = []
     seen: dict[str, None] = {}
-    for lineno, rec in _numbered_records(reader):
-        if not rec or all(not c.strip() for c in rec):
-            continue
+    for lineno, rec in records:
         try:
             row = _parse_row(rec, header, fmt, path, lineno, strict_classes)
         except DatasetError as e:
@@ -105,14 +96,6 @@ def read_label_table(path: str | Path, *, strict_classes: int | None = None,
         seen.setdefault(row.image_id, None)
         rows.append(row)
     return LabelTable(path=path, format=fmt, rows=rows, images=list(seen))
-
-
-def _numbered_records(reader) -> Iterator[tuple[int, list[str]]]:
-    """(line number where the record starts, fields); quoted fields may span lines."""
-    start = reader.line_num + 1
-    for rec in reader:
-        yield start, rec
-        start = reader.line_num + 1
 
 
 def _parse_row(rec: list[str], header: list[str], fmt: str, path: Path, lineno: int,

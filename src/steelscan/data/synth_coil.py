@@ -205,6 +205,10 @@ class PlannedDefect:
     shape_key: int
     source: str
 
+    def frames(self, frame_height: int) -> range:
+        """The frames (of `frame_height` rows, numbered along the stream) its rows touch."""
+        return range(self.row0 // frame_height, (self.row0 + self.h - 1) // frame_height + 1)
+
 
 @dataclass
 class RollSpec:
@@ -570,7 +574,7 @@ def truth_pieces(plan: CoilPlan) -> Iterator[tuple[FrameInfo, FrameResult]]:
     H, W = cfg.frame_height, cfg.frame_width
     infos = {(i.surface, i.frame): i for i in frame_table(plan)}
     for d in plan.defects:
-        for f in range(d.row0 // H, (d.row0 + d.h - 1) // H + 1):
+        for f in d.frames(H):
             left, right = plan.strip_edges(f * H + np.arange(H))
             part = _defect_in_frame(plan, d, f, _on_strip(left, right, W))
             if part is None or not part[1].any():
@@ -646,13 +650,18 @@ def frame_table(plan: CoilPlan) -> list[FrameInfo]:
     return infos
 
 
-def _jobs(plan: CoilPlan, infos: list[FrameInfo]) -> list[tuple[str, int, tuple[int, ...]]]:
-    H = plan.config.frame_height
+def defects_by_frame(plan: CoilPlan) -> dict[tuple[str, int], tuple[int, ...]]:
+    """(surface, frame) -> ids of the planned defects that frame shows (frames with none left out)."""
     by_frame: dict[tuple[str, int], list[int]] = {}
     for d in plan.defects:
-        for f in range(d.row0 // H, (d.row0 + d.h - 1) // H + 1):
+        for f in d.frames(plan.config.frame_height):
             by_frame.setdefault((d.surface, f), []).append(d.defect_id)
-    return [(i.surface, i.frame, tuple(by_frame.get((i.surface, i.frame), ()))) for i in infos]
+    return {k: tuple(ids) for k, ids in by_frame.items()}
+
+
+def _jobs(plan: CoilPlan, infos: list[FrameInfo]) -> list[tuple[str, int, tuple[int, ...]]]:
+    by_frame = defects_by_frame(plan)
+    return [(i.surface, i.frame, by_frame.get((i.surface, i.frame), ())) for i in infos]
 
 
 @dataclass

@@ -1,10 +1,9 @@
-"""The recorded line's input tables: `frames.csv` (which image is where) and `coils.csv` (level 2).
+"""The recorded line's frame table: `frames.csv` (which image is where); its `coils.csv` (level 2)
+is read by `steelscan.coils.coil_table.read_coils`.
 
 frames.csv: `file,coil_id,surface,position_m[,camera_id,timestamp]`; `file` is relative to the
 frames folder, `position_m` is metres from the coil head to row 0 of the frame (may be negative
 for a frame that straddles the weld from the previous coil, see `steelscan.line.runner`).
-coils.csv: `coil_id,line_id,grade,width_mm,thickness_mm,length_m,order,customer,exposed_surface`
-(all but `coil_id` may be empty).
 
 Bad rows do not stop the run: each becomes one `DatasetError` naming file, line and field(s) in
 `problems`, and the good rows are used. A missing required column or an unreadable file raises.
@@ -24,29 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field
 
-from ..coils.records import CoilInfo
-from ..data.csv_rows import read_csv_rows
+from ..data.csv_rows import CsvRow, read_csv_models
 from ..errors import DatasetError
 
 FRAME_COLUMNS = ("file", "coil_id", "surface", "position_m")
-COIL_COLUMNS = ("coil_id",)
 SAME_POSITION_M = 1e-6  # positions equal at this resolution (metres) are the same place
 
 
-class _Row(BaseModel):
-    """Empty CSV cells are None; text is stripped; unknown columns are ignored."""
-
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _empty_is_none(cls, v):
-        return None if isinstance(v, str) and not v.strip() else v
-
-
-class FrameRow(_Row):
+class FrameRow(CsvRow):
     """One frame of frames.csv. `line`: its line in the file (1 = header)."""
 
     file: str = Field(min_length=1)
@@ -56,23 +42,6 @@ class FrameRow(_Row):
     camera_id: str | None = None
     timestamp: str | None = None
     line: int = 0
-
-
-class CoilRow(_Row):
-    """One coil of coils.csv (level-2 data)."""
-
-    coil_id: str = Field(min_length=1)
-    line_id: str | None = None
-    grade: str | None = None
-    width_mm: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    thickness_mm: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    length_m: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    order: str | None = None
-    customer: str | None = None
-    exposed_surface: Literal["top", "bottom"] | None = None
-
-    def to_info(self) -> CoilInfo:
-        return CoilInfo(**self.model_dump())
 
 
 @dataclass
@@ -94,31 +63,6 @@ class FrameTable:
         return out
 
 
-@dataclass
-class CoilTable:
-    path: Path | None
-    coils: dict[str, CoilInfo]
-    problems: list[DatasetError] = field(default_factory=list)
-
-
-def _records(path: Path, required: tuple[str, ...]):
-    """Yield (line number, {column: text} or None, shape problem or None) of a CSV whose header
-    names the `required` columns."""
-    header, rows = read_csv_rows(path, required)
-    for line, rec in rows:
-        if len(rec) != len(header):
-            yield line, None, f"expected {len(header)} fields, found {len(rec)}"
-            continue
-        yield line, dict(zip(header, rec)), None
-
-
-def _row_error(e: ValidationError, path: Path, line: int) -> DatasetError:
-    fields = ",".join(str(err["loc"][0]) for err in e.errors() if err["loc"])
-    message = "; ".join(f"{err['loc'][0] if err['loc'] else 'row'}: {err['msg']} (got {err.get('input')!r})"
-                        for err in e.errors())
-    return DatasetError(message, path=path, line=line, field=fields or None)
-
-
 def read_frames(path: str | Path) -> FrameTable:
     """Read frames.csv: good rows in `frames` (file order), bad and duplicate rows in `problems`."""
     path = Path(path)
@@ -126,14 +70,9 @@ def read_frames(path: str | Path) -> FrameTable:
     problems: list[DatasetError] = []
     by_file: dict[str, int] = {}
     by_place: dict[tuple[str, str, float], int] = {}
-    for line, rec, shape_error in _records(path, FRAME_COLUMNS):
-        if shape_error:
-            problems.append(DatasetError(shape_error, path=path, line=line))
-            continue
-        try:
-            row = FrameRow.model_validate({**rec, "line": line})
-        except ValidationError as e:
-            problems.append(_row_error(e, path, line))
+    for line, row in read_csv_models(path, FRAME_COLUMNS, FrameRow):
+        if isinstance(row, DatasetError):
+            problems.append(row)
             continue
         if row.file in by_file:
             problems.append(DatasetError(f"duplicate: {row.file} is already listed on line {by_file[row.file]}",
@@ -149,31 +88,6 @@ def read_frames(path: str | Path) -> FrameTable:
         by_place[place] = line
         frames.append(row)
     return FrameTable(path, frames, problems)
-
-
-def read_coils(path: str | Path | None) -> CoilTable:
-    """Read coils.csv (None: no level-2 data). Duplicate coil ids keep the first row."""
-    if path is None:
-        return CoilTable(None, {})
-    path = Path(path)
-    coils: dict[str, CoilInfo] = {}
-    lines: dict[str, int] = {}
-    problems: list[DatasetError] = []
-    for line, rec, shape_error in _records(path, COIL_COLUMNS):
-        if shape_error:
-            problems.append(DatasetError(shape_error, path=path, line=line))
-            continue
-        try:
-            row = CoilRow.model_validate(rec)
-        except ValidationError as e:
-            problems.append(_row_error(e, path, line))
-            continue
-        if row.coil_id in coils:
-            problems.append(DatasetError(f"duplicate: coil {row.coil_id} is already listed on line "
-                                         f"{lines[row.coil_id]}", path=path, line=line, field="coil_id"))
-            continue
-        coils[row.coil_id], lines[row.coil_id] = row.to_info(), line
-    return CoilTable(path, coils, problems)
 
 
 IMAGE_SUBFOLDERS = ("frames", "images")

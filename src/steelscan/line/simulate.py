@@ -23,7 +23,8 @@ from typing import Iterator
 import numpy as np
 
 from ..coils.records import CoilInfo
-from ..data.synth_coil import GRADES, LINE_ID, SynthCoilConfig, frame_table, plan_line, render_frame
+from ..data.synth_coil import (GRADES, LINE_ID, SynthCoilConfig, defects_by_frame, frame_table, plan_line,
+                               render_frame)
 from ..geometry import PixelSize
 from .frames import FrameRow
 from .sources import SourceFrame
@@ -105,11 +106,7 @@ class SimulatedLine:
             if plan is None:
                 return
             cfg = plan.config
-            H = cfg.frame_height
-            by_frame: dict[tuple[str, int], list[int]] = {}
-            for d in plan.defects:
-                for f in range(d.row0 // H, (d.row0 + d.h - 1) // H + 1):
-                    by_frame.setdefault((d.surface, f), []).append(d.defect_id)
+            by_frame = defects_by_frame(plan)
             t0 = self.clock()
             frame_s = cfg.frame_length_m / self.speed
             for info in frame_table(plan):
@@ -120,7 +117,7 @@ class SimulatedLine:
                     sleep(due - self.clock())
                 row = FrameRow(file=info.file, coil_id=plan.coil_ids[info.coil], surface=info.surface,
                                position_m=info.position_m, camera_id=info.surface)
-                ids = tuple(by_frame.get((info.surface, info.frame), ()))
+                ids = by_frame.get((info.surface, info.frame), ())
 
                 def load(plan=plan, info=info, ids=ids):
                     grey, masks, _ = render_frame(plan, info.surface, info.frame, [plan.defects[i] for i in ids])

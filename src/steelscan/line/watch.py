@@ -31,9 +31,11 @@ from typing import Iterator
 
 from pydantic import ValidationError
 
+from ..coils.coil_table import read_coils
 from ..coils.records import CoilInfo
+from ..data.csv_rows import row_error, validation_message
 from ..images import load_image
-from .frames import FrameRow, read_coils
+from .frames import FrameRow
 from .sources import SourceFrame
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -154,8 +156,7 @@ class WatchSource:
             try:
                 return FrameRow.model_validate({**data, "file": name, "line": 0})
             except ValueError as e:   # ValidationError is a ValueError
-                msg = "; ".join(f"{x['loc'][0] if x['loc'] else 'row'}: {x['msg']}" for x in e.errors()) \
-                    if isinstance(e, ValidationError) else str(e)
+                msg = validation_message(e) if isinstance(e, ValidationError) else str(e)
                 self.on_problem(f"{side}: {msg}; frame {name} not inspected")
                 return False
         return self._csv_rows.pop(name, None)
@@ -184,8 +185,7 @@ class WatchSource:
             try:
                 row = FrameRow.model_validate({**dict(zip(self._header, rec)), "line": self._csv_line})
             except ValidationError as e:
-                self.on_problem(f"{path}:{self._csv_line}: " + "; ".join(
-                    f"{x['loc'][0] if x['loc'] else 'row'}: {x['msg']}" for x in e.errors()))
+                self.on_problem(str(row_error(e, path, self._csv_line)))
                 continue
             self._csv_rows[row.file] = row
 

@@ -31,7 +31,7 @@ from ..data.layout import KaggleDataset, open_dataset
 from ..data.splits import split_dataset
 from ..errors import ConfigError, DatasetError, ModelError
 from ..models import build_model, save_run_weights
-from ..models.checkpoint import state_for_saving
+from ..models.checkpoint import read_run_config, state_for_saving
 from ..rle import rle_area
 from . import checkpoint, distributed
 from .augment import Augment
@@ -70,6 +70,8 @@ def resume(out_dir: str | Path, overrides: dict[str, Any] | None = None,
     the same train/validation split. `overrides` (None values ignored) may repeat the run's own
     values; only RESUMABLE settings may take new ones."""
     run_dir = Path(out_dir)
+    if not (run_dir / "config.json").is_file():
+        raise ModelError("no run to resume here (config.json missing)", path=run_dir)
     config = read_run_config(run_dir)
     saved = from_dict(config.get("train"), where=run_dir / "config.json")
     if kind is not None and kind != saved.kind:
@@ -90,19 +92,6 @@ def resume(out_dir: str | Path, overrides: dict[str, Any] | None = None,
 
 def holds_run(run_dir: Path) -> bool:
     return (run_dir / "config.json").exists() or (run_dir / checkpoint.STATE_DIR).exists()
-
-
-def read_run_config(run_dir: Path) -> dict:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ModelError("no run to resume here (config.json missing)", path=run_dir)
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read run config ({e})", path=path) from None
-    if not isinstance(config, dict):
-        raise ModelError("run config is not a JSON object", path=path)
-    return config
 
 
 def read_metrics(run_dir: Path) -> dict:
