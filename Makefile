@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast demo bench browser postgres clean
+.PHONY: setup test test-fast demo bench browser postgres clean strip-model
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ test-fast: setup
 
 demo: setup
 	$(VENV)/bin/steelscan demo
+
+# Rebuild models/synthetic-strip (the bundle `steelscan line --simulate` uses): synthetic coils ->
+# train -> tune -> bundle -> held-out scores (models/recipes/synthetic_strip.py; ~40 min on a busy 2-core CPU).
+strip-model: setup
+	OMP_NUM_THREADS=1 nice -n 10 $(PY) models/recipes/synthetic_strip.py --work runs/synthetic-strip
 
 bench: setup
 	$(PY) benchmarks/rle.py

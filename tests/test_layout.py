@@ -156,6 +156,16 @@ def test_flat_folder_with_labels_csv(tmp_path):
     assert ds.images_dir == tmp_path and ds[0].rles == {2: "1 3"}
 
 
+def test_images_folder_named_in_steelscan_json(tmp_path):
+    # what synth-coil writes: frames/ + train.csv + {"images_dir": "frames"}: trainable as it is
+    (tmp_path / "frames").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "frames" / "f1.png")
+    _write(tmp_path / "train.csv", "ImageId,ClassId,EncodedPixels\nf1.png,3,2 2\n")
+    _write(tmp_path / "steelscan.json", '{"num_classes": 4, "images_dir": "frames"}')
+    ds = open_dataset(tmp_path)
+    assert ds.images_dir == tmp_path / "frames" and ds[0].rles == {3: "2 2"}
+
+
 def test_open_dataset_errors(tmp_path):
     with pytest.raises(DatasetError, match="data folder not found"):
         open_dataset(tmp_path / "nope")

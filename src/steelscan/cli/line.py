@@ -2,8 +2,9 @@
 
     steelscan line --model MODEL --db coils.db --frames DIR [--coils coils.csv] [--config line.yaml]
     steelscan line --model MODEL --db coils.db --watch DIR [--state DIR] [--max-lag-s S]
-    steelscan line --model MODEL --db coils.db --simulate [--coils N] [--coil-length-m L]
-                   [--speed-m-s V] [--realtime]          (--oracle truth: the painted masks, no model)
+    steelscan line [--model MODEL] --db coils.db --simulate [--coils N] [--coil-length-m L]
+                   [--speed-m-s V] [--realtime]          (default model: the shipped synthetic-strip;
+                                                          --oracle truth: the painted masks, no model)
     steelscan line --model MODEL --db coils.db --camera --surface top [--cti FILE]   (pip install steelscan[camera])
 
 Sources: `--frames DIR` replays a recorded coil and never skips a frame; `--watch DIR` inspects
@@ -47,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--simulate", action="store_true", help="live: a synthetic line (synth-coil)")
     src.add_argument("--camera", action="store_true", help="live: a GenICam camera (needs steelscan[camera])")
     p.add_argument("--db", required=True, metavar="URL_OR_PATH", help="defect database (or FILE.jsonl)")
-    p.add_argument("--model", metavar="NAME_OR_DIR", help="model bundle (a shipped name or a folder)")
+    p.add_argument("--model", metavar="NAME_OR_DIR", help="model bundle (a shipped name or a folder); "
+                   "--simulate without it: the shipped synthetic-strip")
     p.add_argument("--oracle", type=Path, metavar="TRAIN_CSV", help="inspect with these truth masks instead "
                    "(with --simulate: `--oracle truth`, the masks the generator painted)")
     p.add_argument("--coils", metavar="CSV|N", help="level-2 coil data (default: DIR/coils.csv); with "
@@ -227,7 +229,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="steelscan line: %(message)s")
     if (args.model is None) == (args.oracle is None):
         if args.simulate and args.model is None and args.oracle is None:
-            args.model = "synthetic-strip"   # the shipped bundle trained on synthetic strip
+            from ..line.simulate import DEFAULT_MODEL
+            from ..runtime import shipped_model
+
+            args.model = str(shipped_model(DEFAULT_MODEL))   # <repo>/models/synthetic-strip, or one clear line
         else:
             raise ConfigError("give --model or --oracle (one of them)", field="--model")
     folder = args.frames or args.watch

@@ -210,6 +210,11 @@ def find_label_csv(root: Path) -> Path | None:
 
 
 def find_images_dir(root: Path) -> Path:
+    """train_images/ or images/ under root, or the folder steelscan.json names ("images_dir":
+    synth-coil writes its frames/ so), else root itself."""
+    named = read_meta(root).get("images_dir") if (root / META_FILE).is_file() else None
+    if isinstance(named, str) and named and (root / named).is_dir():
+        return root / named
     for name in ("train_images", "images"):
         if (root / name).is_dir():
             return root / name

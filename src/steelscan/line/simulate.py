@@ -30,6 +30,7 @@ from .frames import FrameRow
 from .sources import SourceFrame
 
 BLOCK_COILS = 4
+DEFAULT_MODEL = "synthetic-strip"  # the shipped bundle trained on these frames (models/synthetic-strip)
 
 
 class SimulatedLine:

@@ -45,6 +45,16 @@ def shipped_models() -> list[str]:
     return sorted(p.name for p in MODELS_DIR.iterdir() if (p / MANIFEST).is_file())
 
 
+def shipped_model(name: str) -> Path:
+    """The folder of the shipped bundle `name` (<repo>/models/NAME); ModelError naming that
+    path when this checkout does not hold it (an installed package without the repository)."""
+    path = MODELS_DIR / name
+    if not (path / MANIFEST).is_file():
+        raise ModelError(f"the shipped model {name!r} is not here (it comes with a checkout of the steelscan "
+                         "repository); give --model NAME_OR_DIR", path=path)
+    return path
+
+
 def resolve_model(name_or_dir: str | Path) -> Path:
     """A bundle folder from a path or a shipped model's name; ModelError when neither."""
     text = str(name_or_dir)
