@@ -3,12 +3,14 @@ open coil's defects as the runner finds them, raises an alarm as soon as the evi
 
 The rule: a mark is an alarm once the detector finds it with `min_occurrences` (default 5) detected
 occurrences that random defects explain with probability < 0.1 % (< 0.01 % for a period no roll of
-the table has); see `coils.periodic`. Cadence: per surface, after every batch that added defects to
-it (a batch is a few metres) and when the coil closes; each check re-analyses the last
-`PeriodicDetector.alarm_window_m` (200 m) of the coil, milliseconds for a few hundred defects.
+the table has); see `coils.periodic`. Cadence: per surface, after a batch that added defects to it
+once the surface has advanced `check_every_m` (1 m) since the last check, and when the coil closes;
+each check re-analyses the last `PeriodicDetector.alarm_window_m` (200 m) of the coil: about 30 ms
+for 400 defects on a loaded 2-core machine. So an alarm comes within a period plus a batch of the
+occurrence that completes the evidence.
 
-One alarm per roll (or, with no roll named, per period within the roll tolerance) and surface on a
-line, however many coils and checks see it:
+One alarm per roll (or, with no roll named, per period within the roll tolerance, harmonics
+included) and surface on a line, however many coils and checks see it:
 - raised: `raise_alarm(AlarmRecord)` to the sink (the database, through the spool when it has one),
   the webhook's "raised" event;
 - carried: when the next coil opens on that surface, every alarm still open goes with it
@@ -42,6 +44,7 @@ from ..errors import ConfigError
 log = logging.getLogger("steelscan.line.alarms")
 
 DEFAULT_LINE = "line"   # the line of coils whose level-2 data names none
+HARMONICS = (1, 2, 3)   # a finding at k or 1/k times an open alarm's period is that alarm's mark
 
 
 def _now() -> datetime:
@@ -64,6 +67,7 @@ class _Watch:
     line_id: str
     detector: PeriodicDetector
     new: int = 0            # defects added since the last check
+    checked_m: float = float("-inf")   # where the last check was
 
 
 class LiveAlarms:
@@ -73,14 +77,14 @@ class LiveAlarms:
 
     def __init__(self, rolls: RollTable | None = None, *, rolls_path: str | Path | None = None,
                  min_occurrences: int = 5, tolerance: float = DEFAULT_TOLERANCE, webhook=None,
-                 clock: Callable[[], datetime] = _now) -> None:
+                 check_every_m: float = 1.0, clock: Callable[[], datetime] = _now) -> None:
         if min_occurrences < 3:
             raise ConfigError(f"must be >= 3, got {min_occurrences}", field="--alarm-min-occurrences")
         self.rolls_path = Path(rolls_path) if rolls_path else None
         self.tolerance = tolerance
         self.rolls = read_rolls(self.rolls_path, tolerance) if self.rolls_path else rolls
         self.config = PeriodicConfig(min_occurrences=min_occurrences)
-        self.webhook, self.clock = webhook, clock
+        self.webhook, self.clock, self.check_every_m = webhook, clock, check_every_m
         self.sink = None
         self.on_problem: Callable[[str], None] = lambda text: log.warning(text)
         self.open: dict[str, _Open] = {}            # uid -> alarm
@@ -119,13 +123,14 @@ class LiveAlarms:
                 w.detector.add(surface, d.class_id, d.start_m, d.across_start_mm, d.across_end_mm)
                 w.new += 1
 
-    def check(self, surface: str, position_m: float) -> list[AlarmRecord]:
-        """Run the detector if defects came since the last check; raise what is new. Call after the
-        defects are handed to the sink (an alarm is stored after the defects behind it)."""
+    def check(self, surface: str, position_m: float, force: bool = False) -> list[AlarmRecord]:
+        """Run the detector if defects came since the last check and the surface advanced
+        `check_every_m` (or `force`); raise what is new. Call after the defects are handed to the
+        sink (an alarm is stored after the defects behind it)."""
         w = self._watch.get(surface)
-        if w is None or w.new == 0:
+        if w is None or w.new == 0 or (not force and position_m - w.checked_m < self.check_every_m):
             return []
-        w.new = 0
+        w.new, w.checked_m = 0, position_m
         out = []
         for f in w.detector.new_alarms():
             same = self._same(w.line_id, f)
@@ -137,21 +142,31 @@ class LiveAlarms:
             out.append(self._raise(w, f, position_m))
         return out
 
-    def coil_closed(self, surface: str, coil_id: str) -> None:
-        """The coil's last defects were checked (the runner's flush); stop watching it."""
+    def coil_closed(self, surface: str, coil_id: str, position_m: float) -> list[AlarmRecord]:
+        """Check the coil's last defects, stop watching it; the alarms raised."""
         w = self._watch.get(surface)
-        if w is not None and w.coil_id == coil_id:
-            del self._watch[surface]
+        if w is None or w.coil_id != coil_id:
+            return []
+        raised = self.check(surface, position_m, force=True)
+        del self._watch[surface]
+        return raised
 
     # --- inside ----------------------------------------------------------------------------
     def _same(self, line: str, f: PeriodicFinding) -> _Open | None:
-        """The open alarm this finding belongs to: same line and surface, and the same roll (when
-        both name one) or a period within the roll tolerance."""
+        """The open alarm this finding belongs to: same line and surface, and the same roll when both
+        name one, else a period within the roll tolerance of the alarm's or of a harmonic of it (x2,
+        x3, /2, /3: early in a coil, with turns missed and random defects between, the detector can
+        lock onto a multiple or a fraction of a mark's period)."""
         for a in self.open.values():
             r = a.record
             if r.line_id != line or r.surface != f.surface:
                 continue
-            if (r.roll is not None and r.roll == f.roll) or abs(f.period_m / r.period_m - 1) <= self.tolerance:
+            if r.roll is not None and f.roll is not None:
+                if r.roll == f.roll:
+                    return a
+                continue
+            ratio = f.period_m / r.period_m
+            if any(abs(ratio * k - 1) <= self.tolerance or abs(ratio / k - 1) <= self.tolerance for k in HARMONICS):
                 return a
         return None
 

@@ -533,7 +533,8 @@ class _SurfaceStream:
             round(statistics.median(widths), 3) if widths else None,
             round(max(widths), 3) if widths else None))
         if self.r.alarms is not None:
-            self.r.alarms.coil_closed(self.surface, coil.info.coil_id)
+            raised = self.r.alarms.coil_closed(self.surface, coil.info.coil_id, coil.cursor_m)
+            self.r.summary.alarms += len(raised)
         self.coil = None
 
     # --- records -------------------------------------------------------------------------------

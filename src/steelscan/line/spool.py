@@ -173,15 +173,24 @@ class SpoolingSink:
 
     def alarm_states(self, line_id: str, uids=()) -> dict[str, dict] | None:
         """The database's view of the line's alarms when it is up (None when down: the runner goes on
-        with what it knows; its alarm records wait in the journal like the rest)."""
-        sink = self._sink
-        if sink is None or self.down or not hasattr(sink, "alarm_states"):
+        with what it knows; its alarm records wait in the journal like the rest). A read: from the
+        forwarder's database connection, or one opened for it when the forwarder has none yet."""
+        if self.down:
             return None
+        sink, own = self._sink, False
         try:
-            return sink.alarm_states(line_id, uids)
+            if sink is None:
+                sink, own = self.open_sink(), True
+            return sink.alarm_states(line_id, uids) if hasattr(sink, "alarm_states") else None
         except Exception as e:
             log.debug("spool: alarm states not read: %s", e)
             return None
+        finally:
+            if own and sink is not None:
+                try:
+                    sink.close()
+                except Exception:
+                    pass
 
     def publish_status(self, status) -> None:
         """The live status goes straight to the database when it is up and is never journalled:

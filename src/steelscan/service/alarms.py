@@ -69,11 +69,12 @@ def build_alarm_router() -> APIRouter:
 
     @router.get("/v1/alarms", response_model=AlarmList, tags=["alarms"], summary="Periodic alarms, newest first")
     async def list_alarms(request: Request,
-                          open: bool = Query(False, description="only open ones (not acknowledged, not closed)"),
+                          open_only: bool = Query(False, alias="open",
+                                                  description="only open ones (not acknowledged, not closed)"),
                           line_id: str | None = Query(None, max_length=100),
                           coil_id: str | None = Query(None, max_length=100, description="recorded on this coil"),
                           limit: int = Query(100, ge=1, le=500)) -> Any:
-        items = await _run(alarms.list_alarms, _db(request), open_only=open, line_id=line_id, coil_id=coil_id,
+        items = await _run(alarms.list_alarms, _db(request), open_only=open_only, line_id=line_id, coil_id=coil_id,
                            limit=limit)
         return {"items": items}
 
