@@ -314,6 +314,7 @@ def _fuzz_app():
     """The app over a database that holds two coils (so the coil endpoints answer 200 as well
     as 404), with a write token (the fuzzer's auth, below)."""
     from conftest import make_coil_records
+    from steelscan.coils.records import AlarmRecord
     from steelscan.coils.store import CoilStore
 
     with CoilStore(f"{_FUZZ_DIR}/db.sqlite") as store:
@@ -324,6 +325,8 @@ def _fuzz_app():
             store.add_uninspected(spans)
             for summary in summaries:
                 store.close_surface(summary)
+        store.raise_alarm(AlarmRecord("fuzz-alarm", "L1", "top", "C1", "W1", 2.042, 650.0, [1, 3], 6, 1.5, 12.0,
+                                      400.0, 0.9999, "2026-12-02T10:00:00+00:00"))   # /v1/alarms answers 200 too
     return create_app(inspector=dark_spot_inspector(), db_path=f"{_FUZZ_DIR}/db.sqlite", model_name="dark-spot",
                       api_token=_FUZZ_TOKEN)
 
@@ -333,7 +336,7 @@ fuzzed_schema = schemathesis.openapi.from_asgi("/openapi.json", _fuzz_app())
 
 @fuzzed_schema.auth()
 class _WriteToken:
-    """The bearer token for PUT /v1/coils/{id}: the fuzzer writes with it, and checks that calls
+    """The bearer token for PUT /v1/coils/{id} and POST /v1/alarms/{id}/ack: the fuzzer writes with it, and checks that calls
     without it or with a wrong one are refused."""
 
     def get(self, case, ctx):

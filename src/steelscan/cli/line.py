@@ -20,6 +20,14 @@ the line is kept in `--state DIR` (default: `<db>.line/` beside a file database,
 goes on from there. Database writes go through a spool in the state folder: if the database goes
 away, results wait on disk and are written, in order and once, when it returns.
 
+Roll marks: `--rolls rolls.csv` watches each surface's open coil for periodic defects and raises an
+alarm once a mark has `--alarm-min-occurrences` (5) detected occurrences (steelscan.line.alarms):
+recorded on the coil and carried to the next coils of the line until acknowledged (the service's
+POST /v1/alarms/{id}/ack) or the roll's `installed_at` in rolls.csv (re-read at each coil) is later
+than the alarm; `--alarm-webhook URL` POSTs raised/closed/acknowledged events as JSON. With
+--simulate, `--roll-diameter-mm D` puts roll marks on the synthetic line (and, without --rolls,
+their own roll table R1, R2, ... is used).
+
 DIR holds the images and `frames.csv` (`file,coil_id,surface,position_m[,camera_id,timestamp]`);
 `coils.csv` and `line.yaml` are read from DIR too when the flags do not name them. `--db` is a
 SQLAlchemy URL or a SQLite path (a `.jsonl` path writes JSON lines instead). `--oracle TRAIN_CSV`
@@ -60,6 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--realtime", action="store_true", help="--simulate: frames at the strip speed (default: as "
                    "fast as inspection goes)")
     p.add_argument("--seed", type=int, default=0, help="--simulate: the synthetic line's seed")
+    p.add_argument("--roll-diameter-mm", type=float, nargs="+", default=(), metavar="D", help="--simulate: rolls "
+                   "that mark the strip (synth-coil's roll marks)")
+    p.add_argument("--rolls", type=Path, metavar="CSV", help="roll table (name,diameter_mm[,elongation,stand,"
+                   "surface,installed_at]): raise periodic alarms while coils run")
+    p.add_argument("--alarm-min-occurrences", type=int, default=5, metavar="N", help="a roll mark is an alarm "
+                   "once it has N detected occurrences (default 5)")
+    p.add_argument("--alarm-webhook", metavar="URL", help="POST alarm events (JSON) here; never holds up the line")
     p.add_argument("--state", type=Path, metavar="DIR", help="where the runner keeps its place and the spool")
     p.add_argument("--max-lag-s", type=float, default=10.0, metavar="S", help="live sources: skip frames (reason "
                    "behind) when inspection is more than S seconds behind (default 10)")
@@ -150,7 +165,7 @@ def _source(args, config, coils, problems):
         size = tuple(config.frame_size) if config.frame_size else (256, 1600)
         return SimulatedLine(coils=n, coil_length_m=args.coil_length_m, speed_m_s=args.speed_m_s,
                              realtime=args.realtime, seed=args.seed, pixel_mm=tuple(config.pixel_mm),
-                             frame_size=size, surfaces=surfaces)
+                             frame_size=size, surfaces=surfaces, roll_diameters_mm=tuple(args.roll_diameter_mm))
     from ..line.camera import CameraSource
 
     if not args.surface:
@@ -215,6 +230,27 @@ def _start_pruner(db: str, config, stop):
     return t
 
 
+def _alarms(args, source):
+    """The periodic-alarm keeper the flags ask for (None: no roll table, no alarms) and its webhook."""
+    from ..errors import ConfigError
+
+    if args.roll_diameter_mm and not args.simulate:
+        raise ConfigError("roll marks are drawn on a simulated line only", field="--roll-diameter-mm")
+    simulated = args.simulate and args.roll_diameter_mm
+    if args.rolls is None and not simulated:
+        if args.alarm_webhook:
+            raise ConfigError("alarms need a roll table: give --rolls rolls.csv", field="--alarm-webhook")
+        return None, None
+    from ..line.alarm_webhook import AlarmWebhook
+    from ..line.alarms import LiveAlarms
+
+    alarms = LiveAlarms(None if args.rolls else source.roll_table(), rolls_path=args.rolls,
+                        min_occurrences=args.alarm_min_occurrences)
+    if args.alarm_webhook:
+        alarms.webhook = AlarmWebhook(args.alarm_webhook)
+    return alarms, alarms.webhook
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
     import signal
@@ -252,6 +288,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"must be > 0, got {args.max_lag_s}", field="--max-lag-s")
     problems = [str(e) for e in coils.problems]
     source = _source(args, config, coils.coils, problems)
+    alarms, webhook = _alarms(args, source)
     for p in problems:
         print(f"steelscan line: {p}", file=sys.stderr)
 
@@ -284,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
     sink = _open_sink(args, state_folder if not str(args.db).endswith(".jsonl") else None)
     stop = threading.Event()
     runner = LineRunner(inspector, sink, config, coils.coils, progress=not args.quiet, on_problem=_say,
-                        stop=stop, state=state, max_lag_s=args.max_lag_s)
+                        stop=stop, state=state, max_lag_s=args.max_lag_s, alarms=alarms)
 
     def on_signal(signum, frame):
         if stop.is_set():
@@ -310,6 +347,8 @@ def run(args: argparse.Namespace) -> int:
             pruner.join(timeout=30)
         try:
             sink.close()
+            if webhook is not None:
+                webhook.close()
         finally:
             for s, h in old.items():
                 signal.signal(s, h)

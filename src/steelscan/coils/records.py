@@ -101,6 +101,48 @@ class LineStatusRecord:
     behind_m: float = 0.0
 
 
+@dataclass
+class AlarmRecord:
+    """A periodic (roll-mark) alarm as a line runner raises it (steelscan.line.alarms). `uid` is the
+    runner's id for it (stable across journal retries); times are ISO 8601 UTC text, so the record
+    journals as it is. Positions on the coil it was raised on: `first_m` the first occurrence,
+    `raised_m` how far that surface had been inspected when it was raised."""
+
+    uid: str
+    line_id: str
+    surface: str
+    coil_id: str
+    roll: str | None
+    period_m: float
+    implied_diameter_mm: float
+    class_ids: list[int]
+    occurrences: int
+    first_m: float
+    raised_m: float
+    across_mm: float
+    confidence: float
+    raised_at: str
+
+
+@dataclass
+class AlarmLinkRecord:
+    """An open alarm carried to the next coil on its line (stored only while the alarm is still open:
+    not acknowledged, not closed)."""
+
+    uid: str
+    coil_id: str
+
+
+@dataclass
+class AlarmCloseRecord:
+    """An alarm closed by the runner (`reason` "roll_changed": the roll table's installed_at is later
+    than the alarm)."""
+
+    uid: str
+    reason: str
+    closed_at: str
+
+
 class DefectSink(Protocol):
     """Where the runner writes. The database store implements it with a background writer
     that batches inserts: none of these calls waits on the database."""
@@ -116,3 +158,8 @@ class DefectSink(Protocol):
     def flush(self) -> None: ...   # block until everything handed over is stored
 
     def close(self) -> None: ...
+
+    # Optional (the runner checks with getattr): periodic alarms, `raise_alarm(AlarmRecord)`,
+    # `link_alarm(AlarmLinkRecord)`, `close_alarm(AlarmCloseRecord)`, and `alarm_states(line_id, uids)`
+    # -> {uid: state dict} of the line's open alarms and of `uids` (None when the database is unknown
+    # or down): see steelscan.line.alarms.

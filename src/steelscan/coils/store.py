@@ -21,8 +21,9 @@ from sqlalchemy.exc import OperationalError
 from ..db import Database, masked_url, open_database
 from ..db.database import describe
 from ..errors import DatabaseError
-from . import queries, writes
-from .records import CoilInfo, DefectRecord, LineStatusRecord, SurfaceSummary, UninspectedRecord
+from . import alarms, queries, writes
+from .records import (AlarmCloseRecord, AlarmLinkRecord, AlarmRecord, CoilInfo, DefectRecord, LineStatusRecord,
+                      SurfaceSummary, UninspectedRecord)
 
 RETRY_DELAYS_S = (0.2, 1.0, 3.0)
 
@@ -66,6 +67,19 @@ class CoilStore:
         """The runner's status of one camera for the live page (queued like the rest; only the
         latest of a batch is written)."""
         self._put(("status", status))
+
+    def raise_alarm(self, alarm: AlarmRecord) -> None:
+        self._put(("alarm", alarm))
+
+    def link_alarm(self, link: AlarmLinkRecord) -> None:
+        self._put(("alarm_link", link))
+
+    def close_alarm(self, close: AlarmCloseRecord) -> None:
+        self._put(("alarm_close", close))
+
+    def alarm_states(self, line_id: str, uids=()) -> dict[str, dict]:
+        """The line's open alarms and the alarms `uids`, as stored now (a read, not queued)."""
+        return alarms.alarm_states(self.db, line_id, uids)
 
     def flush(self) -> None:
         """Block until everything handed over so far is stored (or raise the writer's error)."""
@@ -163,7 +177,10 @@ class CoilStore:
         spans = [s for kind, x in work if kind == "uninspected" for s in x]
         surfaces = [x for kind, x in work if kind == "surface"]
         statuses = [x for kind, x in work if kind == "status"]
-        needed = {r.coil_id for r in (*defects, *spans, *surfaces)} - self._known - set(coils)
+        raised = [x for kind, x in work if kind == "alarm"]
+        links = [x for kind, x in work if kind == "alarm_link"]
+        closes = [x for kind, x in work if kind == "alarm_close"]
+        needed = {r.coil_id for r in (*defects, *spans, *surfaces, *raised, *links)} - self._known - set(coils)
         t0 = time.perf_counter()
         with self.db.session(write=True) as s:   # one transaction; Core statements on its connection
             conn = s.connection()
@@ -172,7 +189,11 @@ class CoilStore:
             writes.insert_uninspected(conn, spans)
             writes.upsert_surfaces(conn, surfaces)
             writes.upsert_status(conn, statuses)
+            writes.insert_alarms(conn, raised)
+            writes.link_alarms(conn, links)
+            writes.close_alarms(conn, closes)
         self.busy_s += time.perf_counter() - t0
         self.transactions += 1
-        self.rows += len(coils) + len(defects) + len(spans) + len(surfaces) + len(statuses)
+        self.rows += len(coils) + len(defects) + len(spans) + len(surfaces) + len(statuses) + len(raised) \
+            + len(links) + len(closes)
         self._known |= needed | set(coils)

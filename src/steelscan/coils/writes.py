@@ -7,14 +7,17 @@ order so concurrent batches cannot deadlock."""
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import datetime, timezone
 from typing import Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from ..db.models import Coil, CoilSurface, Defect, DefectCrop, LineStatus, UninspectedSpan, utcnow
-from .records import CoilInfo, DefectRecord, LineStatusRecord, SurfaceSummary, UninspectedRecord
+from ..db.models import (Coil, CoilSurface, Defect, DefectCrop, LineStatus, PeriodicAlarm, PeriodicAlarmCoil,
+                         UninspectedSpan, utcnow)
+from .records import (AlarmCloseRecord, AlarmLinkRecord, AlarmRecord, CoilInfo, DefectRecord, LineStatusRecord,
+                      SurfaceSummary, UninspectedRecord)
 
 # Shallow field copies: dataclasses.asdict deep-copies and was most of the writer's time.
 DEFECT_COLUMNS = tuple(f.name for f in fields(DefectRecord) if f.name not in ("crop_png", "frames"))
@@ -137,3 +140,64 @@ def upsert_status(conn: Connection, statuses: Sequence[LineStatusRecord]) -> Non
         stmt = ins(LineStatus).values(row)
         conn.execute(stmt.on_conflict_do_update(index_elements=[LineStatus.camera_id],
                                                 set_={k: stmt.excluded[k] for k in row if k != "camera_id"}))
+
+
+ALARM_COLUMNS = tuple(f.name for f in fields(AlarmRecord))
+
+
+def _utc(text: str) -> datetime:
+    t = datetime.fromisoformat(text)
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _alarm_ids(conn: Connection, uids: set[str]) -> dict[str, tuple[int, bool]]:
+    """uid -> (id, open) of the stored alarms among `uids`."""
+    out = {}
+    for i in range(0, len(uids), 900):
+        chunk = sorted(uids)[i:i + 900]
+        for uid, aid, acked, closed in conn.execute(
+                select(PeriodicAlarm.uid, PeriodicAlarm.id, PeriodicAlarm.acknowledged_at, PeriodicAlarm.closed_at)
+                .where(PeriodicAlarm.uid.in_(chunk))):
+            out[uid] = (aid, acked is None and closed is None)
+    return out
+
+
+def _link(conn: Connection, rows: list[dict]) -> None:
+    ins = _upsert(conn)
+    for row in rows:
+        conn.execute(ins(PeriodicAlarmCoil).values(row).on_conflict_do_nothing(
+            index_elements=[PeriodicAlarmCoil.alarm_id, PeriodicAlarmCoil.coil_id]))
+
+
+def insert_alarms(conn: Connection, alarms: Sequence[AlarmRecord]) -> None:
+    """New alarms and their link to the coil they were raised on; an alarm whose uid is stored
+    already (a retried journal entry) is not stored again."""
+    if not alarms:
+        return
+    ins = _upsert(conn)
+    for a in alarms:
+        row = {k: getattr(a, k) for k in ALARM_COLUMNS} | {"raised_at": _utc(a.raised_at),
+                                                            "class_ids": list(a.class_ids)}
+        conn.execute(ins(PeriodicAlarm).values(row).on_conflict_do_nothing(index_elements=[PeriodicAlarm.uid]))
+    ids = _alarm_ids(conn, {a.uid for a in alarms})
+    now = utcnow()
+    _link(conn, [{"alarm_id": ids[a.uid][0], "coil_id": a.coil_id, "carried": False, "linked_at": now}
+                 for a in alarms if a.uid in ids])
+
+
+def link_alarms(conn: Connection, links: Sequence[AlarmLinkRecord]) -> None:
+    """Record carried alarms on their new coils; an alarm acknowledged or closed meanwhile (in the
+    service) is not carried."""
+    if not links:
+        return
+    ids = _alarm_ids(conn, {x.uid for x in links})
+    now = utcnow()
+    _link(conn, [{"alarm_id": ids[x.uid][0], "coil_id": x.coil_id, "carried": True, "linked_at": now}
+                 for x in links if x.uid in ids and ids[x.uid][1]])
+
+
+def close_alarms(conn: Connection, closes: Sequence[AlarmCloseRecord]) -> None:
+    """Close alarms (once: an alarm already closed keeps its first reason)."""
+    for c in closes:
+        conn.execute(update(PeriodicAlarm).where(PeriodicAlarm.uid == c.uid, PeriodicAlarm.closed_at.is_(None))
+                     .values(closed_at=_utc(c.closed_at), close_reason=c.reason))

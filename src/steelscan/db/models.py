@@ -150,3 +150,44 @@ class LineStatus(Base):
     lag_s: Mapped[float | None] = mapped_column(Float)
     behind_m: Mapped[float] = mapped_column(Float, default=0.0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PeriodicAlarm(Base):
+    """A periodic (roll-mark) alarm a line runner raised (steelscan.line.alarms): one per mark, however
+    many coils it runs through. Open while `acknowledged_at` and `closed_at` are null; `close_reason`
+    "roll_changed" when the roll table's `installed_at` for its roll is later than `raised_at`.
+    `uid` is the runner's id of the alarm (journalled writes are stored once)."""
+
+    __tablename__ = "periodic_alarms"
+    __table_args__ = (Index("ix_periodic_alarms_line_surface", "line_id", "surface"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uid: Mapped[str] = mapped_column(String, unique=True)
+    line_id: Mapped[str] = mapped_column(String)
+    surface: Mapped[str] = mapped_column(String)
+    coil_id: Mapped[str] = mapped_column(String, index=True)   # the coil it was raised on
+    roll: Mapped[str | None] = mapped_column(String)
+    period_m: Mapped[float] = mapped_column(Float)
+    implied_diameter_mm: Mapped[float] = mapped_column(Float)
+    class_ids: Mapped[list[Any]] = mapped_column(default=list)
+    occurrences: Mapped[int] = mapped_column(Integer)          # detected occurrences when raised
+    first_m: Mapped[float] = mapped_column(Float)              # first occurrence on the coil raised on
+    raised_m: Mapped[float] = mapped_column(Float)             # where that surface's inspection was then
+    across_mm: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    raised_at: Mapped[datetime] = mapped_column(index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    acknowledged_by: Mapped[str | None] = mapped_column(String)
+    closed_at: Mapped[datetime | None] = mapped_column()
+    close_reason: Mapped[str | None] = mapped_column(String)
+
+
+class PeriodicAlarmCoil(Base):
+    """The coils an alarm is recorded on: the one it was raised on and those it was carried to."""
+
+    __tablename__ = "periodic_alarm_coils"
+    alarm_id: Mapped[int] = mapped_column(BigId, ForeignKey("periodic_alarms.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    coil_id: Mapped[str] = mapped_column(ForeignKey("coils.coil_id", ondelete="CASCADE"), primary_key=True,
+                                         index=True)
+    carried: Mapped[bool] = mapped_column(Boolean, default=False)   # False: raised on this coil
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)

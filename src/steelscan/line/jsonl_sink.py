@@ -1,6 +1,6 @@
-"""A DefectSink that writes JSON lines (`{"kind": "defect"|"uninspected"|"coil"|"surface", ...}`),
-for a look at a run without a database. Crops are base64 PNG. The file appears complete on
-`close()` (written beside it, then renamed)."""
+"""A DefectSink that writes JSON lines (`{"kind": "defect"|"uninspected"|"coil"|"surface", ...}`;
+periodic alarms as "alarm", "alarm_link", "alarm_close"), for a look at a run without a database.
+Crops are base64 PNG. The file appears complete on `close()` (written beside it, then renamed)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ class JsonlSink:
 
     def close_surface(self, summary: SurfaceSummary) -> None:
         self._write("surface", summary)
+
+    def raise_alarm(self, alarm) -> None:
+        self._write("alarm", alarm)
+
+    def link_alarm(self, link) -> None:
+        self._write("alarm_link", link)
+
+    def close_alarm(self, close) -> None:
+        self._write("alarm_close", close)
 
     def flush(self) -> None:
         self._f.flush()

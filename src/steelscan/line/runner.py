@@ -54,6 +54,7 @@ from .config import LineConfig
 from .crops import render_crop
 from .decode import DecodedFrame
 from .frames import FrameTable
+from .alarms import LiveAlarms
 from .lag import LagReport
 from .merge import CoilDefect, DefectMerger, Segment, frame_pieces
 from .sources import FrameSource, ReplaySource, SourceFrame
@@ -88,6 +89,7 @@ class LineSummary:
     late: int = 0                   # frames that came after the runner had passed their place
     resumed: int = 0                # frames inspected before a restart, passed quietly
     stopped: bool = False           # stopped by a signal (open coils stay open)
+    alarms: int = 0                 # periodic (roll-mark) alarms raised (line.alarms)
 
     @property
     def frames_per_s(self) -> float:
@@ -100,6 +102,7 @@ class LineSummary:
                 + (f", {self.behind} frames ({self.behind_m:.2f} m) skipped behind" if self.behind else "")
                 + (f", {self.late} late" if self.late else "")
                 + (f", {self.resumed} already inspected before a restart" if self.resumed else "")
+                + (f", {self.alarms} periodic alarm(s) raised" if self.alarms else "")
                 + (" (stopped; open coils continue on restart)" if self.stopped else ""))
 
 
@@ -132,12 +135,14 @@ class LineRunner:
     `stop`: set it (a signal handler does) to end the run cleanly: what was inspected is handed to
     the sink and flushed, open coils stay open (their state in `state`, if given, so a restarted
     runner continues them). `max_lag_s`: how far a live source may run ahead of inspection before
-    frames are skipped (reason `behind`)."""
+    frames are skipped (reason `behind`). `alarms`: a `line.alarms.LiveAlarms` that watches each
+    surface's open coil for roll marks (it writes its alarms to the same sink)."""
 
     def __init__(self, inspector: FrameInspector, sink: DefectSink, config: LineConfig | None = None,
                  coils: dict[str, CoilInfo] | None = None, *, progress: bool = False,
                  on_problem: Callable[[str], None] | None = None, stop: threading.Event | None = None,
-                 state: LineState | None = None, max_lag_s: float = 10.0, clock=time.monotonic) -> None:
+                 state: LineState | None = None, max_lag_s: float = 10.0, clock=time.monotonic,
+                 alarms: LiveAlarms | None = None) -> None:
         self.inspector = inspector
         self.sink = sink
         self.config = config or LineConfig()
@@ -154,6 +159,9 @@ class LineRunner:
         self.source: FrameSource | None = None
         self._upserted: dict[str, CoilInfo] = {}
         self._streams: dict[str, _SurfaceStream] = {}
+        self.alarms = alarms
+        if alarms is not None:
+            alarms.attach(sink, self.problem)
 
     def problem(self, text: str) -> None:
         self.summary.problems.append(text)
@@ -373,6 +381,8 @@ class _SurfaceStream:
             self.coil = _Coil(self.r.upsert(c["coil_id"]), c["camera_id"], c["cursor_m"], c["frames"],
                               c["inspected_m"], list(c["strip_mm"]))
             self.resume_m = c["cursor_m"]
+            if self.r.alarms is not None:
+                self.r.alarms.coil_opened(self.surface, self.coil.info)
 
     def _batch(self, batch: list[DecodedFrame], bar, bad: dict[int, tuple[str, str]] | None = None) -> None:
         bad = dict(bad or {})
@@ -503,6 +513,8 @@ class _SurfaceStream:
     # --- coils ---------------------------------------------------------------------------------
     def _open_coil(self, coil_id: str, camera_id: str | None) -> None:
         self.coil = _Coil(self.r.upsert(coil_id), camera_id or self.default_camera)
+        if self.r.alarms is not None:
+            self.r.alarms.coil_opened(self.surface, self.coil.info)
 
     def _close_coil(self) -> None:
         coil = self.coil
@@ -520,6 +532,9 @@ class _SurfaceStream:
             round(min(widths), 3) if widths else None,
             round(statistics.median(widths), 3) if widths else None,
             round(max(widths), 3) if widths else None))
+        if self.r.alarms is not None:
+            raised = self.r.alarms.coil_closed(self.surface, coil.info.coil_id, coil.cursor_m)
+            self.r.summary.alarms += len(raised)
         self.coil = None
 
     # --- records -------------------------------------------------------------------------------
@@ -538,6 +553,7 @@ class _SurfaceStream:
 
     def _finish(self, defects: list[CoilDefect]) -> None:
         area_px_mm2 = self.pixel.along_mm * self.pixel.across_mm
+        first = len(self.defects)
         for d in defects:
             self.defects.append(DefectRecord(
                 coil_id=self.coil.info.coil_id, surface=self.surface, camera_id=self.coil.camera_id,
@@ -551,12 +567,16 @@ class _SurfaceStream:
                 model_name=self.r.model.get("name"), model_version=self.r.model.get("version"),
                 model_sha256=self.r.model.get("sha256")))
         self.r.summary.defects += len(defects)
+        if self.r.alarms is not None and defects:
+            self.r.alarms.add(self.surface, self.defects[first:])
 
     def _flush(self) -> None:
         """Hand the batch's records to the sink: one call each, never one per defect."""
         if self.defects:
             self.r.sink.add_defects(self.defects)
             self.defects = []
+        if self.r.alarms is not None and self.coil is not None:   # after the defects behind an alarm
+            self.r.summary.alarms += len(self.r.alarms.check(self.surface, self.coil.cursor_m))
         if self.spans:
             self.r.sink.add_uninspected(self.spans)
             self.spans = []

@@ -9,6 +9,9 @@ Pace: as fast as the runner takes frames, or with `realtime` at the strip speed:
 block passes the camera `f x frame length / speed` seconds after the block began, and the runner
 falls behind when inspection is slower than that.
 
+Roll marks: `roll_diameters_mm` (synth-coil's `--roll-diameter-mm`, `miss_rate`): each block's rolls
+keep turning across its welds; `roll_table()` is the matching roll table.
+
 Restarts: with a state, the line goes on from the block of the coil that was open; the frames
 before the runner's saved place are passed quietly (`resumed`)."""
 
@@ -38,7 +41,8 @@ class SimulatedLine:
                  realtime: bool = False, width_mm: float | None = None, seed: int = 0,
                  pixel_mm: tuple[float, float] = (1.0, 1.0), frame_size: tuple[int, int] = (256, 1600),
                  surfaces: tuple[str, ...] = ("top", "bottom"), start_block: int = 0,
-                 clock=time.monotonic, sleep=None, truth: bool = False, density: float = 1.0) -> None:
+                 clock=time.monotonic, sleep=None, truth: bool = False, density: float = 1.0,
+                 roll_diameters_mm: tuple[float, ...] = (), miss_rate: float = 0.0) -> None:
         from ..errors import ConfigError
 
         if coils is not None and coils < 1:
@@ -50,7 +54,8 @@ class SimulatedLine:
             width_mm = min(1250.0, round(0.8 * frame_size[1] * pixel_mm[1]))
         self.base = SynthCoilConfig(length_m=coil_length_m, width_mm=width_mm, seed=seed,
                                     pixel=PixelSize(*pixel_mm), frame_height=frame_size[0],
-                                    frame_width=frame_size[1], surfaces=tuple(surfaces), density=density)
+                                    frame_width=frame_size[1], surfaces=tuple(surfaces), density=density,
+                                    roll_diameters_mm=tuple(roll_diameters_mm), miss_rate=miss_rate)
         self.base.validate()
         self.start_block = start_block
         self.clock, self.sleep = clock, sleep
@@ -61,6 +66,15 @@ class SimulatedLine:
         self._order: list[str] = []
         self.total = None if coils is None else self._frames_total()
         self.live = realtime   # as fast as possible: the runner sets the pace, nothing to fall behind
+
+    def roll_table(self):
+        """The rolls that mark this line (`roll_diameters_mm`) as a roll table: R1, R2, ... on the
+        surfaces synth-coil gives them (roll i marks surface i mod the number of surfaces)."""
+        from ..coils.rolls import Roll, RollTable
+
+        surfaces = self.base.surfaces
+        return RollTable(tuple(Roll(name=f"R{j + 1}", diameter_mm=d, surface=surfaces[j % len(surfaces)])
+                               for j, d in enumerate(self.base.roll_diameters_mm)))
 
     def _frames_total(self) -> int:
         per = len(self.base.surfaces)

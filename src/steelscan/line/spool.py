@@ -40,11 +40,13 @@ from pathlib import Path
 from typing import Callable
 
 from ..atomic import write_json
-from ..coils.records import CoilInfo, DefectRecord, DefectSink, SurfaceSummary, UninspectedRecord
+from ..coils.records import (AlarmCloseRecord, AlarmLinkRecord, AlarmRecord, CoilInfo, DefectRecord, DefectSink,
+                             SurfaceSummary, UninspectedRecord)
 
 log = logging.getLogger("steelscan.line.spool")
 
-KINDS = {"coil": CoilInfo, "defects": DefectRecord, "uninspected": UninspectedRecord, "surface": SurfaceSummary}
+KINDS = {"coil": CoilInfo, "defects": DefectRecord, "uninspected": UninspectedRecord, "surface": SurfaceSummary,
+         "alarm": AlarmRecord, "alarm_link": AlarmLinkRecord, "alarm_close": AlarmCloseRecord}
 SEGMENT_BYTES = 8 << 20   # a journal file is closed for appends past this size
 WARN_EVERY_S = 60.0       # "database down" repeats at most this often
 
@@ -159,6 +161,36 @@ class SpoolingSink:
 
     def close_surface(self, summary: SurfaceSummary) -> None:
         self._append("surface", [summary])
+
+    def raise_alarm(self, alarm: AlarmRecord) -> None:
+        self._append("alarm", [alarm])
+
+    def link_alarm(self, link: AlarmLinkRecord) -> None:
+        self._append("alarm_link", [link])
+
+    def close_alarm(self, close: AlarmCloseRecord) -> None:
+        self._append("alarm_close", [close])
+
+    def alarm_states(self, line_id: str, uids=()) -> dict[str, dict] | None:
+        """The database's view of the line's alarms when it is up (None when down: the runner goes on
+        with what it knows; its alarm records wait in the journal like the rest). A read: from the
+        forwarder's database connection, or one opened for it when the forwarder has none yet."""
+        if self.down:
+            return None
+        sink, own = self._sink, False
+        try:
+            if sink is None:
+                sink, own = self.open_sink(), True
+            return sink.alarm_states(line_id, uids) if hasattr(sink, "alarm_states") else None
+        except Exception as e:
+            log.debug("spool: alarm states not read: %s", e)
+            return None
+        finally:
+            if own and sink is not None:
+                try:
+                    sink.close()
+                except Exception:
+                    pass
 
     def publish_status(self, status) -> None:
         """The live status goes straight to the database when it is up and is never journalled:
@@ -287,7 +319,10 @@ class SpoolingSink:
             apply = {"coil": lambda s: [s.upsert_coil(r) for r in records],
                      "defects": lambda s: s.add_defects(records),
                      "uninspected": lambda s: s.add_uninspected(records),
-                     "surface": lambda s: [s.close_surface(r) for r in records]}[kind]
+                     "surface": lambda s: [s.close_surface(r) for r in records],
+                     "alarm": lambda s: [s.raise_alarm(r) for r in records],
+                     "alarm_link": lambda s: [s.link_alarm(r) for r in records],
+                     "alarm_close": lambda s: [s.close_alarm(r) for r in records]}[kind]
             apply(self._sink)
             self._sink.flush()
         except Exception as e:

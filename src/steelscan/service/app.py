@@ -7,6 +7,7 @@
     GET  /metrics               Prometheus text exposition (prometheus_client)
     GET  /                      the single-page web UI (static/index.html)
     /v1/coils..., /v1/defects/{id}/crop.png, /coils, /live   coils: see service/coils.py
+    /v1/alarms..., POST /v1/alarms/{id}/ack               periodic alarms: see service/alarms.py
 
 Every status an endpoint can answer is in the OpenAPI schema (tests/test_service.py fuzzes
 the app from it). Hostile input never gets a 500: bodies over the limit get 413 (FastAPI's
@@ -37,6 +38,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..rle import encode_rle
+from .alarms import build_alarm_router
 from .coils import build_router
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServiceMetrics
@@ -190,7 +192,8 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
     the page, history, health and metrics work and /v1/inspect answers 503.
     `db_path` is the history database, handed to InspectionStore as given. The store and the
     inference pool open when the app starts (lifespan) and close when it stops. `api_token`: the
-    bearer token that writes (PUT /v1/coils/{id}) need; None disables writes (403)."""
+    bearer token that writes (PUT /v1/coils/{id}, POST /v1/alarms/{id}/ack) need; None disables
+    writes (403)."""
     max_concurrency = max(1, int(max_concurrency or 2))
     if inspector is None and model is not None:
         from ..runtime import build_inspector
@@ -222,6 +225,7 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
     app.state.metrics, app.state.inspector = metrics, inspector
     app.state.api_token = api_token or None
     app.include_router(build_router())
+    app.include_router(build_alarm_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.middleware("http")
@@ -298,7 +302,10 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
     @app.get("/metrics", tags=["ops"], summary="Prometheus text exposition (version 0.0.4)",
              response_class=Response, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def prometheus() -> Response:
-        return Response(metrics.exposition(state["in_flight"], app.state.store.count()),
+        from ..coils.alarms import open_counts
+
+        alarms = await asyncio.get_running_loop().run_in_executor(None, open_counts, app.state.store.db)
+        return Response(metrics.exposition(state["in_flight"], app.state.store.count(), alarms),
                         media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)

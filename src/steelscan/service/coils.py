@@ -335,19 +335,22 @@ def build_router() -> APIRouter:
         return Response(found[defect_id], media_type="image/png",
                         headers={"Cache-Control": "max-age=3600"})
 
-    def page(name: str, **context) -> HTMLResponse:
-        return HTMLResponse(templates.get_template(name).render(**context))
+    async def page(request: Request, name: str, **context) -> HTMLResponse:
+        from .alarms import open_alarms   # the banner of open periodic alarms (base.html.j2)
+
+        alarms = await _run(open_alarms, _db(request))
+        return HTMLResponse(templates.get_template(name).render(open_alarms=alarms, **context))
 
     @router.get("/coils", include_in_schema=False)
-    async def coils_page() -> HTMLResponse:
-        return page("coils.html.j2", title="Coils")
+    async def coils_page(request: Request) -> HTMLResponse:
+        return await page(request, "coils.html.j2", title="Coils")
 
     @router.get("/coils/{coil_id}", include_in_schema=False)
-    async def coil_page(coil_id: str) -> HTMLResponse:
-        return page("coil.html.j2", title=f"Coil {coil_id}", coil_id=coil_id)
+    async def coil_page(request: Request, coil_id: str) -> HTMLResponse:
+        return await page(request, "coil.html.j2", title=f"Coil {coil_id}", coil_id=coil_id)
 
     @router.get("/live", include_in_schema=False)
-    async def live_page() -> HTMLResponse:
-        return page("live.html.j2", title="Live")
+    async def live_page(request: Request) -> HTMLResponse:
+        return await page(request, "live.html.j2", title="Live")
 
     return router

@@ -9,6 +9,11 @@ format 0.0.4.
     steelscan_rejected_busy_total                        counter (503: all slots busy)
     steelscan_in_flight                                  gauge
     steelscan_stored_inspections                         gauge (rows in the history)
+    steelscan_periodic_alarms_open{line,surface}         gauge (open roll-mark alarms in the database)
+
+The alarm gauge is the service's, read from the database at each scrape: the database is where
+the runner's alarms and people's acknowledgements meet (a runner knows an acknowledgement only
+at its next coil). A (line, surface) whose alarms were all acknowledged or closed reads 0.
 
 prometheus_client also writes a `*_created` gauge (start time, Unix seconds) beside each
 counter and histogram: standard, and ignored by dashboards that do not ask for it."""
@@ -41,6 +46,9 @@ class ServiceMetrics:
                                 registry=r)
         self.in_flight = Gauge("steelscan_in_flight", "Inspections running now.", registry=r)
         self.stored = Gauge("steelscan_stored_inspections", "Rows in the inspection store.", registry=r)
+        self.alarms_open = Gauge("steelscan_periodic_alarms_open", "Open periodic (roll-mark) alarms.",
+                                 ["line", "surface"], registry=r)
+        self._alarm_labels: set[tuple[str, str]] = set()
 
     def observe_request(self, path: str, method: str, status: int) -> None:
         self.requests.labels(path, method, str(int(status))).inc()
@@ -52,8 +60,12 @@ class ServiceMetrics:
             self.ng_by_class.labels(name).inc()
         self.latency.observe(seconds)
 
-    def exposition(self, in_flight: int, stored: int) -> bytes:
-        """The text exposition, with the two gauges read now."""
+    def exposition(self, in_flight: int, stored: int, alarms_open: dict[tuple[str, str], int] | None = None) -> bytes:
+        """The text exposition, with the gauges read now (`alarms_open`: (line, surface) -> open alarms)."""
         self.in_flight.set(in_flight)
         self.stored.set(stored)
+        alarms_open = alarms_open or {}
+        self._alarm_labels |= set(alarms_open)
+        for key in self._alarm_labels:   # once seen, a line/surface stays in the exposition (0 when none)
+            self.alarms_open.labels(*key).set(alarms_open.get(key, 0))
         return generate_latest(self.registry)
