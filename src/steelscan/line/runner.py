@@ -42,6 +42,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -137,7 +138,8 @@ class LineRunner:
     def __init__(self, inspector: FrameInspector, sink: DefectSink, config: LineConfig | None = None,
                  coils: dict[str, CoilInfo] | None = None, *, progress: bool = False,
                  on_problem: Callable[[str], None] | None = None, stop: threading.Event | None = None,
-                 state: LineState | None = None, max_lag_s: float = 10.0, clock=time.monotonic) -> None:
+                 state: LineState | None = None, max_lag_s: float = 10.0, clock=time.monotonic,
+                 on_coil_closed: Callable[[str, str, datetime], None] | None = None) -> None:
         self.inspector = inspector
         self.sink = sink
         self.config = config or LineConfig()
@@ -154,6 +156,7 @@ class LineRunner:
         self.source: FrameSource | None = None
         self._upserted: dict[str, CoilInfo] = {}
         self._streams: dict[str, _SurfaceStream] = {}
+        self.on_coil_closed = on_coil_closed   # (coil_id, surface, when its summary was handed over)
 
     def problem(self, text: str) -> None:
         self.summary.problems.append(text)
@@ -255,6 +258,15 @@ class LineRunner:
         if not getattr(self.sink, "durable", False):
             self.sink.flush()
         self.state.save({s: st.export() for s, st in self._streams.items()})
+
+    def coil_closed(self, coil_id: str, surface: str, at: datetime) -> None:
+        """A surface stream closed `coil_id` (its summary handed to the sink at `at`): tell
+        `on_coil_closed` (the line's grading). What goes wrong there is a problem line, never the line's end."""
+        if self.on_coil_closed is not None:
+            try:
+                self.on_coil_closed(coil_id, surface, at)
+            except Exception as e:
+                self.problem(f"{coil_id}: after the coil closed: {e}")
 
     def next_coil(self, surface: str, coil_id: str) -> str | None:
         return self.source.next_coil(surface, coil_id) if self.source is not None else None
@@ -514,6 +526,7 @@ class _SurfaceStream:
         self._flush()
         self.closed = [*self.closed[-99:], coil.info.coil_id]
         widths = coil.strip_mm
+        closed_at = datetime.now(timezone.utc)   # before the hand-over: grading waits for it to be stored
         self.r.sink.close_surface(SurfaceSummary(
             coil.info.coil_id, self.surface, coil.camera_id, coil.frames, round(coil.inspected_m, 6),
             round(coil.cursor_m, 6),
@@ -521,6 +534,7 @@ class _SurfaceStream:
             round(statistics.median(widths), 3) if widths else None,
             round(max(widths), 3) if widths else None))
         self.coil = None
+        self.r.coil_closed(coil.info.coil_id, self.surface, closed_at)
 
     # --- records -------------------------------------------------------------------------------
     def _uninspected(self, start_m: float, end_m: float, reason: str, detail: str | None,
