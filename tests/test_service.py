@@ -324,8 +324,10 @@ def _fuzz_app():
             store.add_uninspected(spans)
             for summary in summaries:
                 store.close_surface(summary)
+    from steelscan.coils.grading_rules import DEFAULT_RULES
+
     return create_app(inspector=dark_spot_inspector(), db_path=f"{_FUZZ_DIR}/db.sqlite", model_name="dark-spot",
-                      api_token=_FUZZ_TOKEN)
+                      api_token=_FUZZ_TOKEN, rules_dir=DEFAULT_RULES.parent)
 
 
 fuzzed_schema = schemathesis.openapi.from_asgi("/openapi.json", _fuzz_app())
@@ -333,7 +335,7 @@ fuzzed_schema = schemathesis.openapi.from_asgi("/openapi.json", _fuzz_app())
 
 @fuzzed_schema.auth()
 class _WriteToken:
-    """The bearer token for PUT /v1/coils/{id}: the fuzzer writes with it, and checks that calls
+    """The bearer token for PUT /v1/coils/{id} and POST /v1/coils/{id}/grade: the fuzzer writes with it, and checks that calls
     without it or with a wrong one are refused."""
 
     def get(self, case, ctx):
