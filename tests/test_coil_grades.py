@@ -201,7 +201,8 @@ def test_line_rules_are_checked_before_the_line_starts(tmp_path, capsys):
     code, _, err = run(capsys, *line, "--db", str(tmp_path / "run.jsonl"), "--rules", str(DEFAULT_RULES))
     assert code == 2 and "--db must be a database" in err
     bad = tmp_path / "bad.yaml"
-    bad.write_text("rule_sets:\n  - name: x\n    colour: red\n    rules:\n      - {name: r, kind: uninspected, max_m: 1}\n")
+    bad.write_text("rule_sets:\n  - name: x\n    colour: red\n    rules:\n"
+                   "      - {name: r, kind: uninspected, max_m: 1}\n")
     code, _, err = run(capsys, *line, "--db", str(tmp_path / "c.db"), "--rules", str(bad))
     assert code == 2 and "bad.yaml:3" in err and "unknown field" in err
     assert not (tmp_path / "c.db").exists()   # nothing ran

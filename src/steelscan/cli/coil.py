@@ -163,8 +163,8 @@ def _show(db, args) -> int:
         if coil[k] is not None:
             print(f"  {k:<16} {coil[k]}")
     if coil["decision"] is not None:
-        print(f"  {'decision':<16} {coil['decision']}" + (f" -> {coil['downgraded_to']}" if coil["downgraded_to"] else "")
-              + "  (steelscan coil grade --coil ID --db DB --history)")
+        downgrade = f" -> {coil['downgraded_to']}" if coil["downgraded_to"] else ""
+        print(f"  {'decision':<16} {coil['decision']}{downgrade}  (steelscan coil grade --coil ID --db DB --history)")
     for c in coil["counts_by_class"]:
         print(f"  class {c['class_id']} {c['class_name']:<14} {c['count']:>6}")
     for s in spans:

@@ -1,14 +1,14 @@
-"""Grading at coil close (`steelscan line --rules FILE_OR_DIR`): once the runner has closed a coil
-on every surface this line process inspects (`--surface`, else the line config's), the coil is graded from the database (its stored defects and
-uninspected spans, as soon as the records of its close have reached it) with the rule file chosen
-for its customer and order (steelscan.coils.rule_source), and the grade is stored with graded_by
-"line" (steelscan.coils.grades).
+"""Grading at coil close (`steelscan line --rules FILE_OR_DIR`): once the runner has closed a coil on
+every surface this line process inspects (`--surface`, else the line config's), the coil is graded
+from the database (its stored defects and uninspected spans, as soon as the records of its close
+have reached it) with the rule file chosen for its customer and order (steelscan.coils.rule_source),
+and the grade is stored with graded_by "line" (steelscan.coils.grades).
 
 A background thread does the work: the frame loop never waits on grading. Grading never stops the
 line. A coil whose grading fails is stored as HOLD with the reason "grading failed: ..." (a person
-looks at it) and the problem is reported; a coil whose records have not reached the database
-within `wait_s` (the database is down: they wait in the spool) is reported as not graded (grade it
-later with `steelscan coil grade --coil ID --db DB --rules ... --store`). With one line process per
+looks at it) and the problem is reported; a coil whose records have not reached the database within
+`wait_s` (the database is down: they wait in the spool) is reported as not graded (grade it later
+with `steelscan coil grade --coil ID --db DB --rules ... --store`). With one line process per
 camera, each process grades the coil when its own surface closes: the later grade, made with both
 surfaces stored, is the current one. A coil that closed on only some surfaces (the others never
 came) is graded when the run ends.
