@@ -159,3 +159,50 @@ def test_live_page_advances_while_a_coil_is_written(browser, tmp_path):  # noqa:
                                             100.0, 10.0, 700.0)])
         wait(browser, lambda d: d.find_element("id", "coil-id").text == "LIVE-2")
         wait(browser, lambda d: shown(d) == (1, 0) and d.find_element("id", "n-defects").text == "1")
+
+
+def test_coil_page_shows_the_grade_reasons_cut_list_and_history(browser, tmp_path):  # noqa: F811
+    """A 400 m coil with one long scratch on the exposed top at 200 m (DOWNGRADE by the shipped
+    rules) and a hole on the bottom (not exposed): graded twice, the page shows the current grade,
+    its reasons (a click rings the defects behind one on the map), the cut list and both grades."""
+    from steelscan.coils import grades
+    from steelscan.coils.grading_rules import DEFAULT_RULES
+    from steelscan.coils.rule_source import RuleSource
+
+    db = tmp_path / "graded.db"
+    with CoilStore(db) as store:
+        store.upsert_coil(CoilInfo("G1", line_id="L2", grade="DX51D", width_mm=1200.0, length_m=400.0,
+                                   exposed_surface="top"))
+        store.add_defects([
+            DefectRecord("G1", "top", "cam-top", 3, "scratches", 0.9, 200.0, 200.9, 500.0, 520.0, 900.0, 20.0, 9000.0),
+            DefectRecord("G1", "top", "cam-top", 1, "pits", 0.8, 50.0, 50.01, 300.0, 310.0, 10.0, 10.0, 70.0),
+            DefectRecord("G1", "bottom", "cam-bottom", 2, "inclusion", 0.7, 120.0, 120.02, 600.0, 615.0, 20.0, 15.0,
+                         200.0)])
+        store.flush()
+        grades.store_grade(store.db, grades.grade_stored(store.db, "G1", RuleSource(DEFAULT_RULES)), "anna")
+        record = grades.store_grade(store.db, grades.grade_stored(store.db, "G1", RuleSource(DEFAULT_RULES)), "bob")
+    assert record["decision"] == "DOWNGRADE" and len(record["pieces"]) > 1   # the case the page must show
+    with serving(create_app(db_path=db)) as url:
+        browser.get(url + "/coils")
+        wait(browser, lambda d: len(d.find_elements("css selector", "#coils tbody tr")) == 1)
+        assert "DOWNGRADE → secondary" in browser.find_element("css selector", "#coils td.decision").text
+        browser.get(url + "/coils/G1")
+        wait(browser, lambda d: "DOWNGRADE" in d.find_element("id", "decision").text)
+        assert browser.find_element("id", "decision").text == "DOWNGRADE → secondary"
+        assert "graded by bob" in browser.find_element("id", "grade-note").text
+        rows = browser.find_elements("css selector", "#reasons tr.reason")
+        assert [r.find_element("css selector", "td").text for r in rows] == [r["rule"] for r in record["reasons"]]
+        scratch = record["reasons"][0]
+        assert scratch["rule"] == "large-scratch" and "900" in rows[0].text and "300 mm" in rows[0].text
+        pieces = browser.find_elements("css selector", "#cuts tr.piece")
+        assert len(pieces) == len(record["pieces"])
+        for tr, p in zip(pieces, record["pieces"]):
+            assert f"{p['start_m']:.2f}" in tr.text and f"{p['end_m']:.2f}" in tr.text and p["decision"] in tr.text
+        history = browser.find_elements("css selector", "#grades tr.grade")
+        assert [h.text.split()[2] for h in history] == ["bob", "anna"]
+        wait(browser, lambda d: shown(d) == (2, 1))
+        rows[0].click()   # the reason: the map goes to the scratch and rings it
+        wait(browser, lambda d: d.find_element("id", "map-top").get_attribute("data-highlighted") == "1")
+        a, b = browser.execute_script("return coilMap.view")
+        assert a <= scratch["start_m"] and b >= scratch["end_m"] and b - a < 10
+        screenshot(browser, tmp_path, "coil_grade.png")

@@ -18,7 +18,7 @@ from steelscan.db.models import Base
 from steelscan.errors import DatabaseError
 from steelscan.service.store import InspectionStore
 
-TABLES = {"coils", "coil_surfaces", "defects", "defect_crops", "uninspected_spans", "inspections"}
+TABLES = {"coils", "coil_surfaces", "defects", "defect_crops", "uninspected_spans", "inspections", "coil_grades"}
 
 
 def test_database_url_forms(tmp_path):

@@ -327,8 +327,10 @@ def _fuzz_app():
                 store.close_surface(summary)
         store.raise_alarm(AlarmRecord("fuzz-alarm", "L1", "top", "C1", "W1", 2.042, 650.0, [1, 3], 6, 1.5, 12.0,
                                       400.0, 0.9999, "2026-12-02T10:00:00+00:00"))   # /v1/alarms answers 200 too
+    from steelscan.coils.grading_rules import DEFAULT_RULES
+
     return create_app(inspector=dark_spot_inspector(), db_path=f"{_FUZZ_DIR}/db.sqlite", model_name="dark-spot",
-                      api_token=_FUZZ_TOKEN)
+                      api_token=_FUZZ_TOKEN, rules_dir=DEFAULT_RULES.parent)
 
 
 fuzzed_schema = schemathesis.openapi.from_asgi("/openapi.json", _fuzz_app())
@@ -336,7 +338,7 @@ fuzzed_schema = schemathesis.openapi.from_asgi("/openapi.json", _fuzz_app())
 
 @fuzzed_schema.auth()
 class _WriteToken:
-    """The bearer token for PUT /v1/coils/{id} and POST /v1/alarms/{id}/ack: the fuzzer writes with it, and checks that calls
+    """The bearer token for PUT /v1/coils/{id}, POST /v1/alarms/{id}/ack and POST /v1/coils/{id}/grade: the fuzzer writes with it, and checks that calls
     without it or with a wrong one are refused."""
 
     def get(self, case, ctx):

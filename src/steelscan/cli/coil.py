@@ -1,5 +1,5 @@
 """`steelscan coil list|show|export|report --db DB`: the coils in the defect database;
-`steelscan coil periodic|grade` work on plain files (see OFFLINE_ACTIONS)."""
+`steelscan coil periodic|grade` work on plain files or a stored coil (see OFFLINE_ACTIONS)."""
 
 from __future__ import annotations
 
@@ -75,14 +75,20 @@ def add_stored_coil_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="DB", help="defect database (SQLAlchemy URL or SQLite path) for --coil")
 
 
-def read_stored_coil(db_spec: str | None, coil_id: str):
-    """The coil `coil_id` of the database `db_spec` (coils.stored.StoredCoil)."""
-    from ..coils.stored import stored_coil
+def open_stored_coil_db(db_spec: str | None):
+    """The database of `--coil ID --db DB` (it must exist)."""
     from ..errors import ConfigError
 
     if not db_spec:
         raise ConfigError("--coil needs --db (the defect database that holds the coil)")
-    db = open_existing(db_spec)
+    return open_existing(db_spec)
+
+
+def read_stored_coil(db_spec: str | None, coil_id: str):
+    """The coil `coil_id` of the database `db_spec` (coils.stored.StoredCoil)."""
+    from ..coils.stored import stored_coil
+
+    db = open_stored_coil_db(db_spec)
     try:
         return stored_coil(db, coil_id)
     finally:
@@ -129,10 +135,12 @@ def _list(db, args) -> int:
     if args.json:
         print(json.dumps({"total": total, "coils": items}, indent=2))
         return 0
-    print(f"{'coil':<16} {'line':<8} {'grade':<10} {'width mm':>9} {'length m':>9} {'defects':>8}  created")
+    print(f"{'coil':<16} {'line':<8} {'grade':<10} {'width mm':>9} {'length m':>9} {'defects':>8}  {'decision':<20} "
+          f"created")
     for c in items:
+        decision = (c["decision"] or "-") + (f" -> {c['downgraded_to']}" if c["downgraded_to"] else "")
         print(f"{c['coil_id']:<16} {c['line_id'] or '-':<8} {c['grade'] or '-':<10} {_num(c['width_mm']):>9} "
-              f"{_num(c['length_m']):>9} {c['n_defects']:>8}  {c['created_at']}")
+              f"{_num(c['length_m']):>9} {c['n_defects']:>8}  {decision:<20} {c['created_at']}")
     print(f"{len(items)} of {total} coils")
     return 0
 
@@ -154,6 +162,9 @@ def _show(db, args) -> int:
     for k in ("line_id", "grade", "width_mm", "thickness_mm", "length_m", "order", "customer", "exposed_surface"):
         if coil[k] is not None:
             print(f"  {k:<16} {coil[k]}")
+    if coil["decision"] is not None:
+        downgrade = f" -> {coil['downgraded_to']}" if coil["downgraded_to"] else ""
+        print(f"  {'decision':<16} {coil['decision']}{downgrade}  (steelscan coil grade --coil ID --db DB --history)")
     for c in coil["counts_by_class"]:
         print(f"  class {c['class_id']} {c['class_name']:<14} {c['count']:>6}")
     for s in spans:

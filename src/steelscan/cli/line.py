@@ -6,6 +6,7 @@
                    [--speed-m-s V] [--realtime]          (default model: the shipped synthetic-strip;
                                                           --oracle truth: the painted masks, no model)
     steelscan line --model MODEL --db coils.db --camera --surface top [--cti FILE]   (pip install steelscan[camera])
+    ... [--rules FILE_OR_DIR]   grade each coil when it closes (stored in the database, graded_by "line")
 
 Sources: `--frames DIR` replays a recorded coil and never skips a frame; `--watch DIR` inspects
 frames as a camera writes them into DIR (complete files only: write, then rename; metadata in
@@ -87,6 +88,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-spool", action="store_true", help="write to the database directly (no disk spool)")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics (lag, frames skipped "
                    "behind) on this port")
+    p.add_argument("--rules", type=Path, metavar="FILE_OR_DIR", help="grade each coil when it closes (stored, "
+                   "graded_by line): a rule file, or a folder with one per order or customer (<order>.yaml, "
+                   "<customer>.yaml, else default.yaml)")
     p.add_argument("--config", type=Path, metavar="YAML", help="line config (default: DIR/line.yaml)")
     p.add_argument("--pixel-mm", type=float, nargs=2, metavar=("ALONG", "ACROSS"), help="mm per pixel")
     p.add_argument("--surface", choices=("top", "bottom"), help="only this surface's frames (one process "
@@ -286,6 +290,7 @@ def run(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"batch_size": args.batch_size})
     if not args.max_lag_s > 0:
         raise ConfigError(f"must be > 0, got {args.max_lag_s}", field="--max-lag-s")
+    rules = _rules(args)
     problems = [str(e) for e in coils.problems]
     source = _source(args, config, coils.coils, problems)
     alarms, webhook = _alarms(args, source)
@@ -320,8 +325,15 @@ def run(args: argparse.Namespace) -> int:
                                     threads=args.threads, batch_size=config.batch_size)
     sink = _open_sink(args, state_folder if not str(args.db).endswith(".jsonl") else None)
     stop = threading.Event()
+    grader = None
+    if rules is not None:
+        from ..line.grading import CloseGrader
+
+        grader = CloseGrader(args.db, rules, (args.surface,) if args.surface else tuple(config.surfaces),
+                             on_problem=lambda text: runner.problem(text))
     runner = LineRunner(inspector, sink, config, coils.coils, progress=not args.quiet, on_problem=_say,
-                        stop=stop, state=state, max_lag_s=args.max_lag_s, alarms=alarms)
+                        stop=stop, state=state, max_lag_s=args.max_lag_s, alarms=alarms,
+                        on_coil_closed=grader.coil_closed if grader is not None else None)
 
     def on_signal(signum, frame):
         if stop.is_set():
@@ -350,8 +362,30 @@ def run(args: argparse.Namespace) -> int:
             if webhook is not None:
                 webhook.close()
         finally:
+            if grader is not None:   # after the sink: the closed coils' records are stored by now
+                grader.close()
             for s, h in old.items():
                 signal.signal(s, h)
     summary.problems[:0] = problems
     print(summary.line())
+    if grader is not None:
+        decisions = [g["decision"] for g in grader.graded]
+        print(f"graded {len(decisions)} coil(s) at close: " + ", ".join(
+            f"{decisions.count(d)} {d}" for d in ("ACCEPT", "DOWNGRADE", "HOLD", "REJECT")))
     return 1 if summary.problems else 0
+
+
+def _rules(args):
+    """--rules: every rule file read and checked before the line starts (a bad one: exit 2)."""
+    from ..errors import ConfigError
+
+    if args.rules is None:
+        return None
+    if str(args.db).endswith(".jsonl"):
+        raise ConfigError("grading at coil close stores grades in the defect database: --db must be a "
+                          "database, not a .jsonl file", field="--rules")
+    from ..coils.rule_source import RuleSource
+
+    source = RuleSource(args.rules)
+    source.check()
+    return source

@@ -26,8 +26,10 @@ def register(subparsers) -> None:
     p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],
                    help="auto: int8 ONNX if the bundle has it, else ONNX, else PyTorch")
     p.add_argument("--api-token-file", metavar="FILE",
-                   help="file holding the bearer token that writes (PUT /v1/coils/{id}) need; else the "
+                   help="file holding the bearer token that writes (PUT /v1/coils/{id}, POST /v1/coils/{id}/grade) need; else the "
                         "STEELSCAN_API_TOKEN environment variable; neither: writes answer 403")
+    p.add_argument("--rules-dir", metavar="DIR", help="folder of grading rule files that POST /v1/coils/{id}/grade "
+                                                   "may use (by name; default.yaml for coils no file names)")
     p.add_argument("--threads", type=int, metavar="N", help="intra-op threads per inspection (default cores / N)")
     p.set_defaults(func=run)
 
@@ -65,9 +67,14 @@ def run(args: argparse.Namespace) -> int:
         print("steelscan serve: no --model given: serving the pages, history, coils, health and metrics; "
               "POST /v1/inspect answers 503", file=sys.stderr)
     token = api_token(args)
-    print("steelscan serve: writes (PUT /v1/coils/{id}) " + ("need the bearer token" if token else
+    print("steelscan serve: writes (PUT /v1/coils/{id}, POST /v1/coils/{id}/grade) " + ("need the bearer token" if token else
           "are disabled (403): no --api-token-file or STEELSCAN_API_TOKEN"), file=sys.stderr)
+    if args.rules_dir:
+        from ..coils.rule_source import RuleSource
+
+        RuleSource(args.rules_dir).check()   # a bad rule file: one line now, not a 409 later
     app = create_app(args.model, engine=args.engine, db_path=args.db, max_upload_mb=args.max_upload_mb,
-                     max_concurrency=args.max_concurrency, threads=args.threads, api_token=token)
+                     max_concurrency=args.max_concurrency, threads=args.threads, api_token=token,
+                     rules_dir=args.rules_dir)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -191,13 +191,22 @@ def _where(data: dict, loc: tuple) -> str:
     return ", ".join(parts)
 
 
+def read_rules_text(path: str | Path) -> str:
+    """The text of a rule file; ConfigError naming the file when it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read rule file: {getattr(e, 'strerror', None) or e}", path=path) from None
+
+
 def load_rules(path: str | Path = DEFAULT_RULES) -> RuleFile:
     """Read and check a rule file; ConfigError(file, line, field) names the rule set and rule."""
+    return parse_rules(read_rules_text(path), path)
+
+
+def parse_rules(text: str, path: str | Path) -> RuleFile:
+    """Check the text of a rule file (`path` names it in errors)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read rule file: {e.strerror or e}", path=path) from None
     try:
         data = yaml.safe_load(text)
         node = yaml.compose(text)

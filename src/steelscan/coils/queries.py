@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import Integer, cast, func, select, update
 
 from ..db import Database
-from ..db.models import Coil, CoilSurface, Defect, DefectCrop, LineStatus, UninspectedSpan
+from ..db.models import Coil, CoilGrade, CoilSurface, Defect, DefectCrop, LineStatus, UninspectedSpan
 
 DEFECT_FIELDS = ("coil_id", "surface", "camera_id", "class_id", "class_name", "score", "start_m", "end_m",
                  "across_start_mm", "across_end_mm", "length_mm", "width_mm", "area_mm2", "frames",
@@ -49,10 +49,21 @@ def defect_dict(d: Defect, has_crop: bool) -> dict:
     return out
 
 
+def _latest_grade(column):
+    """The coil's current grade's `column` (the latest grading), as a correlated subquery."""
+    return (select(column).where(CoilGrade.coil_id == Coil.coil_id)
+            .order_by(CoilGrade.graded_at.desc(), CoilGrade.id.desc()).limit(1).correlate(Coil).scalar_subquery())
+
+
+def _decision(decision: str | None, grade: str | None) -> dict:
+    return {"decision": decision, "downgraded_to": grade}
+
+
 def list_coils(db: Database, *, line_id: str | None = None, grade: str | None = None,
                since: date | datetime | str | None = None, until: date | datetime | str | None = None,
                limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
-    """Coils newest first (by creation), with their defect counts: (page, total matching).
+    """Coils newest first (by creation), with their defect counts and current grading decision
+    (`decision`, `downgraded_to`; None when never graded): (page, total matching).
     `since`/`until`: creation time bounds, `until` exclusive (a date means its midnight, UTC)."""
     where = []
     if line_id is not None:
@@ -67,9 +78,10 @@ def list_coils(db: Database, *, line_id: str | None = None, grade: str | None = 
                  .correlate(Coil).scalar_subquery())
     with db.session() as s:
         total = s.scalar(select(func.count()).select_from(Coil).where(*where)) or 0
-        rows = s.execute(select(Coil, n_defects).where(*where)
+        rows = s.execute(select(Coil, n_defects, _latest_grade(CoilGrade.decision), _latest_grade(CoilGrade.grade))
+                         .where(*where)
                          .order_by(Coil.created_at.desc(), Coil.coil_id.desc()).limit(limit).offset(offset)).all()
-        return [coil_dict(c) | {"n_defects": int(n)} for c, n in rows], int(total)
+        return [coil_dict(c) | {"n_defects": int(n)} | _decision(d, g) for c, n, d, g in rows], int(total)
 
 
 def coil_detail(db: Database, coil_id: str) -> dict | None:
@@ -79,6 +91,8 @@ def coil_detail(db: Database, coil_id: str) -> dict | None:
         coil = s.get(Coil, coil_id)
         if coil is None:
             return None
+        decision = s.execute(select(CoilGrade.decision, CoilGrade.grade).where(CoilGrade.coil_id == coil_id)
+                             .order_by(CoilGrade.graded_at.desc(), CoilGrade.id.desc()).limit(1)).first()
         by_class = s.execute(select(Defect.class_id, Defect.class_name, func.count())
                              .where(Defect.coil_id == coil_id)
                              .group_by(Defect.class_id, Defect.class_name).order_by(Defect.class_id)).all()
@@ -88,7 +102,7 @@ def coil_detail(db: Database, coil_id: str) -> dict | None:
                          .where(UninspectedSpan.coil_id == coil_id).group_by(UninspectedSpan.surface)).all()
         surfaces = s.scalars(select(CoilSurface).where(CoilSurface.coil_id == coil_id)
                              .order_by(CoilSurface.surface.desc(), CoilSurface.camera_id)).all()
-        return coil_dict(coil) | {
+        return coil_dict(coil) | _decision(*(decision or (None, None))) | {
             "n_defects": sum(n for *_, n in by_class),
             "counts_by_class": [{"class_id": c, "class_name": name, "count": n} for c, name, n in by_class],
             "counts_by_surface": {surface: n for surface, n in by_surface},

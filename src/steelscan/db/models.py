@@ -191,3 +191,26 @@ class PeriodicAlarmCoil(Base):
                                          index=True)
     carried: Mapped[bool] = mapped_column(Boolean, default=False)   # False: raised on this coil
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+class CoilGrade(Base):
+    """One grading of a coil (steelscan.coils.grades): decision, reasons, cut list, and the rule
+    file it was graded by (name, sha256 and the text itself, so a past decision can be explained
+    after the file changed). Grades are never overwritten: the latest `graded_at` is the current one."""
+
+    __tablename__ = "coil_grades"
+    __table_args__ = (Index("ix_coil_grades_coil_graded_at", "coil_id", "graded_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    coil_id: Mapped[str] = mapped_column(ForeignKey("coils.coil_id", ondelete="CASCADE"))
+    decision: Mapped[str] = mapped_column(String)         # ACCEPT | DOWNGRADE | HOLD | REJECT
+    grade: Mapped[str | None] = mapped_column(String)     # the DOWNGRADE target
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    pieces: Mapped[list[Any]] = mapped_column(default=list)   # the cut list, each piece re-graded
+    length_m: Mapped[float] = mapped_column(Float)
+    length_source: Mapped[str] = mapped_column(String)
+    prime_m: Mapped[float] = mapped_column(Float)
+    n_defects: Mapped[int] = mapped_column(Integer)
+    rule_set: Mapped[str] = mapped_column(String)
+    rules_file: Mapped[str | None] = mapped_column(Text)
+    rules_sha256: Mapped[str] = mapped_column(String)
+    rules_text: Mapped[str] = mapped_column(Text)
+    graded_by: Mapped[str] = mapped_column(String)        # a user, or "line"
+    graded_at: Mapped[datetime] = mapped_column(default=utcnow)

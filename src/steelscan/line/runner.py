@@ -42,6 +42,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -142,7 +143,8 @@ class LineRunner:
                  coils: dict[str, CoilInfo] | None = None, *, progress: bool = False,
                  on_problem: Callable[[str], None] | None = None, stop: threading.Event | None = None,
                  state: LineState | None = None, max_lag_s: float = 10.0, clock=time.monotonic,
-                 alarms: LiveAlarms | None = None) -> None:
+                 alarms: LiveAlarms | None = None,
+                 on_coil_closed: Callable[[str, str, datetime], None] | None = None) -> None:
         self.inspector = inspector
         self.sink = sink
         self.config = config or LineConfig()
@@ -162,6 +164,7 @@ class LineRunner:
         self.alarms = alarms
         if alarms is not None:
             alarms.attach(sink, self.problem)
+        self.on_coil_closed = on_coil_closed   # (coil_id, surface, when its summary was handed over)
 
     def problem(self, text: str) -> None:
         self.summary.problems.append(text)
@@ -263,6 +266,15 @@ class LineRunner:
         if not getattr(self.sink, "durable", False):
             self.sink.flush()
         self.state.save({s: st.export() for s, st in self._streams.items()})
+
+    def coil_closed(self, coil_id: str, surface: str, at: datetime) -> None:
+        """A surface stream closed `coil_id` (its summary handed to the sink at `at`): tell
+        `on_coil_closed` (the line's grading). What goes wrong there is a problem line, never the line's end."""
+        if self.on_coil_closed is not None:
+            try:
+                self.on_coil_closed(coil_id, surface, at)
+            except Exception as e:
+                self.problem(f"{coil_id}: after the coil closed: {e}")
 
     def next_coil(self, surface: str, coil_id: str) -> str | None:
         return self.source.next_coil(surface, coil_id) if self.source is not None else None
@@ -526,6 +538,7 @@ class _SurfaceStream:
         self._flush()
         self.closed = [*self.closed[-99:], coil.info.coil_id]
         widths = coil.strip_mm
+        closed_at = datetime.now(timezone.utc)   # before the hand-over: grading waits for it to be stored
         self.r.sink.close_surface(SurfaceSummary(
             coil.info.coil_id, self.surface, coil.camera_id, coil.frames, round(coil.inspected_m, 6),
             round(coil.cursor_m, 6),
@@ -536,6 +549,7 @@ class _SurfaceStream:
             raised = self.r.alarms.coil_closed(self.surface, coil.info.coil_id, coil.cursor_m)
             self.r.summary.alarms += len(raised)
         self.coil = None
+        self.r.coil_closed(coil.info.coil_id, self.surface, closed_at)
 
     # --- records -------------------------------------------------------------------------------
     def _uninspected(self, start_m: float, end_m: float, reason: str, detail: str | None,

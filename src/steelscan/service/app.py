@@ -186,14 +186,16 @@ def class_rles(masks: np.ndarray) -> dict[str, str]:
 def create_app(model: str | Path | None = None, *, inspector=None, engine: str = "auto",
                db_path: str | Path = "inspections.sqlite", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                max_concurrency: int | None = None, threads: int | None = None,
-               model_name: str | None = None, api_token: str | None = None) -> FastAPI:
+               model_name: str | None = None, api_token: str | None = None,
+               rules_dir: str | Path | None = None) -> FastAPI:
     """Build the app. `model` (a bundle name or folder, loaded with `engine`: auto = int8 ONNX
     if the bundle has it, else ONNX, else PyTorch), or a ready `inspector`, or neither: then
     the page, history, health and metrics work and /v1/inspect answers 503.
     `db_path` is the history database, handed to InspectionStore as given. The store and the
     inference pool open when the app starts (lifespan) and close when it stops. `api_token`: the
-    bearer token that writes (PUT /v1/coils/{id}, POST /v1/alarms/{id}/ack) need; None disables
-    writes (403)."""
+    bearer token that writes (PUT /v1/coils/{id}, POST /v1/alarms/{id}/ack, POST /v1/coils/{id}/grade)
+    need; None disables writes (403). `rules_dir`: the folder of rule files POST /v1/coils/{id}/grade may
+    use (None: 409)."""
     max_concurrency = max(1, int(max_concurrency or 2))
     if inspector is None and model is not None:
         from ..runtime import build_inspector
@@ -224,6 +226,15 @@ def create_app(model: str | Path | None = None, *, inspector=None, engine: str =
                               "masks come back as Kaggle RLE.")
     app.state.metrics, app.state.inspector = metrics, inspector
     app.state.api_token = api_token or None
+    app.state.rules = None
+    if rules_dir is not None:
+        from ..coils.rule_source import RuleSource
+        from ..errors import ConfigError
+
+        app.state.rules = RuleSource(rules_dir)
+        if not app.state.rules.folder:
+            raise ConfigError("the rules for grading from the API are a folder of rule files", path=rules_dir,
+                              field="rules-dir")
     app.include_router(build_router())
     app.include_router(build_alarm_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -4,6 +4,8 @@
     GET /v1/line/current                the coil now on the line (latest runner status, defect or gap)
     GET /v1/coils/{id}                  the coil record, level-2 data, counts, uninspected spans, length
     PUT /v1/coils/{id}                  level-2 data while the line runs (bearer token)
+    GET /v1/coils/{id}/grades           the coil's stored grades, newest first
+    POST /v1/coils/{id}/grade           grade again with a rule file of the server's rules folder (bearer token)
     GET /v1/coils/{id}/defects          defects overlapping [from_m, to_m] (bounded by `limit`)
     GET /v1/coils/{id}/density          defects per bin per class along the whole coil
     GET /v1/defects/{id}/crop.png       a defect's image crop
@@ -11,7 +13,9 @@
 
 The database is the service's (app.state.store.db): coils, defects and inspections share one schema.
 Queries run in the thread pool so the event loop keeps answering. Writes need the token given to
-create_app (`serve --api-token-file` or STEELSCAN_API_TOKEN); without one, PUT answers 403."""
+create_app (`serve --api-token-file` or STEELSCAN_API_TOKEN); without one, PUT and POST answer 403.
+Grading from the API reads rule files only from the folder given to create_app (`serve --rules-dir`),
+by name among the files listed there: a request never names a path."""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..coils import queries
+from ..coils import grades, queries
 from ..coils.records import CoilInfo
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -51,6 +55,7 @@ def _iso_day(value: Any) -> Any:
 
 Day = Annotated[date, BeforeValidator(_iso_day)]
 Surface = Literal["top", "bottom"]
+Decision = Literal["ACCEPT", "DOWNGRADE", "HOLD", "REJECT"]
 CoilId = PathParam(min_length=1, max_length=100, description="the coil id as level 2 names it")
 
 
@@ -73,6 +78,8 @@ class CoilSummary(BaseModel):
     created_at: str | None = Field(description="UTC, ISO 8601")
     updated_at: str | None
     n_defects: int
+    decision: Decision | None = Field(description="the current grade's decision; null when never graded")
+    downgraded_to: str | None = Field(description="the current grade's DOWNGRADE target (a grade of the rule set)")
 
 
 class CoilList(BaseModel):
@@ -121,6 +128,67 @@ class CameraStatus(BaseModel):
     updated_at: str | None
 
 
+class ReasonOut(BaseModel):
+    rule: str = Field(description="the rule that fired (\"grading-error\" when grading itself failed)")
+    kind: str = Field(description="density, size, exposed, periodic, uninspected (or selection, error)")
+    decision: Decision
+    grade: str | None = Field(description="DOWNGRADE target of the rule")
+    message: str
+    measured: float
+    limit: float
+    unit: str
+    surface: str | None
+    start_m: float = Field(description="where the rule fired, metres from the head")
+    end_m: float
+    defect_ids: list[int] = Field(description="the defects behind it (ids of /v1/coils/{id}/defects)")
+
+
+class PieceOut(BaseModel):
+    start_m: float
+    end_m: float
+    length_m: float
+    decision: Decision
+    grade: str | None
+    reasons: list[ReasonOut]
+
+
+class GradeOut(BaseModel):
+    id: int
+    coil_id: str
+    decision: Decision
+    grade: str | None = Field(description="DOWNGRADE target (the worst of the rules that fired)")
+    reasons: list[ReasonOut]
+    pieces: list[PieceOut] = Field(description="the cut list, head first, each piece graded on its own (one "
+                                               "piece: no cut)")
+    cuts_m: list[float] = Field(description="cut positions; each loses the rule set's cut_loss_m after it")
+    length_m: float
+    length_source: str
+    prime_m: float = Field(description="metres of ACCEPT pieces")
+    n_defects: int = Field(description="defects of the coil when it was graded")
+    rule_set: str
+    rules_file: str | None = Field(description="the rule file as the grader named it")
+    rules_sha256: str = Field(description="sha256 of the rule file's text")
+    rules_text: str = Field(description="the rule file's text as it graded the coil")
+    graded_by: str = Field(description='a person, "line" (at coil close) or what the API caller said')
+    graded_at: str | None = Field(description="UTC, ISO 8601")
+
+
+class GradeHistory(BaseModel):
+    coil_id: str
+    items: list[GradeOut] = Field(description="newest first; the first is the current grade")
+
+
+class GradeRequest(BaseModel):
+    """Grade the coil again and store the grade (earlier grades stay in the history)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rules: str | None = Field(None, min_length=1, max_length=200,
+                              description="a rule file of the server's rules folder, by name (`automotive` or "
+                                          "`automotive.yaml`); default: the file for the coil's order, else "
+                                          "customer, else default.yaml")
+    graded_by: str = Field(min_length=1, max_length=100, description="who grades")
+
+
 class CoilDetail(CoilSummary):
     counts_by_class: list[ClassCount]
     counts_by_surface: dict[str, int]
@@ -135,6 +203,8 @@ class CoilDetail(CoilSummary):
                                                         "on this coil (empty when none did)")
     extent_m: float = Field(description="length to draw: level-2 length, else the furthest metre seen")
     extent_width_mm: float = Field(description="width to draw: level-2 width, else the widest strip seen")
+    current_grade: GradeOut | None = Field(description="the latest grade (GET .../grades has them all); null "
+                                                       "when never graded")
 
 
 class DefectOut(BaseModel):
@@ -205,6 +275,10 @@ class CoilUpdate(BaseModel):
 
 
 NOT_FOUND = {404: {"model": ErrorModel, "description": "No coil with this id"}}
+WRITE_ERRORS = {400: {"model": ErrorModel, "description": "The body is not JSON"},
+                401: {"model": ErrorModel, "description": "No or wrong bearer token",
+                      "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
+                403: {"model": ErrorModel, "description": "This server has no API token: writes are disabled"}}
 bearer = HTTPBearer(auto_error=False, description="the token of `steelscan serve --api-token-file FILE` "
                                                   "(or STEELSCAN_API_TOKEN)")
 
@@ -230,7 +304,7 @@ def _detail(db, coil_id: str) -> dict | None:
     seen = [{"end_m": m} for m in prog["reached_m"].values()]
     length, width = coil_extent(detail, [], seen)
     return detail | prog | {"uninspected": spans, "line_status": queries.line_status(db, coil_id),
-                            "extent_m": length, "extent_width_mm": width}
+                            "extent_m": length, "extent_width_mm": width, "current_grade": grades.current(db, coil_id)}
 
 
 def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
@@ -277,16 +351,50 @@ def build_router() -> APIRouter:
 
     @router.put("/v1/coils/{coil_id}", response_model=CoilDetail, tags=["coils"],
                 summary="Set level-2 data (creates the coil if new)",
-                responses={400: {"model": ErrorModel, "description": "The body is not JSON"},
-                           401: {"model": ErrorModel, "description": "No or wrong bearer token",
-                                 "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
-                           403: {"model": ErrorModel, "description": "This server has no API token: writes "
-                                                                     "are disabled"}})
+                responses=WRITE_ERRORS)
     async def put_coil(request: Request, coil_id: str = CoilId, body: CoilUpdate = Body(...),
                        _: None = Depends(require_token)) -> Any:
         info = CoilInfo(coil_id, **body.model_dump())
         await _run(queries.update_coil, _db(request), info)
         return await _run(_detail, _db(request), coil_id)
+
+    @router.get("/v1/coils/{coil_id}/grades", response_model=GradeHistory, responses=NOT_FOUND, tags=["coils"],
+                summary="Every stored grade of a coil, newest first (who, when, which rules, decision, reasons)")
+    async def coil_grades(request: Request, coil_id: str = CoilId) -> Any:
+        db = _db(request)
+        if not await _run(queries.coil_exists, db, coil_id):
+            raise HTTPException(404, f"no coil {coil_id!r}")
+        return {"coil_id": coil_id, "items": await _run(grades.history, db, coil_id)}
+
+    @router.post("/v1/coils/{coil_id}/grade", response_model=GradeOut, status_code=201, tags=["coils"],
+                 summary="Grade a coil again with a rule file of the server's rules folder, and store it",
+                 responses={**WRITE_ERRORS,
+                            404: {"model": ErrorModel, "description": "No coil with this id, or no rule file of "
+                                                                      "this name in the server's rules folder"},
+                            409: {"model": ErrorModel, "description": "The server has no rules folder "
+                                                                      "(serve --rules-dir), no rule file fits the "
+                                                                      "coil, or the rule file is not valid"}})
+    async def grade_coil(request: Request, coil_id: str = CoilId, body: GradeRequest = Body(...),
+                         _: None = Depends(require_token)) -> Any:
+        from ..errors import ConfigError
+
+        source, db = request.app.state.rules, _db(request)
+        if source is None:
+            raise HTTPException(409, "this server has no rules folder: start it with `steelscan serve "
+                                     "--rules-dir DIR` to grade from the API")
+        if not await _run(queries.coil_exists, db, coil_id):
+            raise HTTPException(404, f"no coil {coil_id!r}")
+        try:
+            rules = source
+            if body.rules is not None:
+                rules = await _run(source.named, body.rules)
+                if rules is None:
+                    raise HTTPException(404, f"no rule file {body.rules!r} in the server's rules folder "
+                                             f"(there: {', '.join(sorted(source.files())) or 'none'})")
+            grading = await _run(grades.grade_stored, db, coil_id, rules)
+        except ConfigError as e:
+            raise HTTPException(409, f"cannot grade with the server's rules: {e}") from None
+        return await _run(grades.store_grade, db, grading, body.graded_by)
 
     @router.get("/v1/coils/{coil_id}/defects", response_model=DefectPage, responses=NOT_FOUND, tags=["coils"],
                 summary="Defects of a coil overlapping [from_m, to_m]")

@@ -7,6 +7,7 @@
 // Same palette as steelscan.overlay.CLASS_COLORS (colour-blind safe), by class id - 1.
 const COLORS = [[230,159,0],[86,180,233],[0,158,115],[204,121,167],[240,228,66],[0,114,178],[213,94,0]];
 const classColor = (id, a = 1) => { const c = COLORS[(id - 1) % COLORS.length]; return `rgba(${c[0]},${c[1]},${c[2]},${a})`; };
+const DECISION_COLORS = {ACCEPT: "#2e7d32", DOWNGRADE: "#b26a00", HOLD: "#5e35b1", REJECT: "#c62828"};
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const fmt = (x, d = 1) => (x === null || x === undefined) ? "—" : Number(x).toFixed(d);
@@ -52,6 +53,7 @@ class CoilMap {
     this.view = [0, 1]; this.extent = 1; this.width = 1000; this.spans = [];
     this.defects = {}; this.truncated = {}; this.requests = []; this.loading = 0; this.selected = null;
     this.density = null; this.timer = null; this.abort = null;
+    this.highlight = new Set(); this.pieces = [];   // defects behind a grading reason; the cut list
     this.build();
   }
 
@@ -105,6 +107,12 @@ class CoilMap {
     this.width = detail.extent_width_mm || 1000;
     this.spans = detail.uninspected || [];
   }
+
+  // The current grade's cut list (pieces with start_m, end_m, decision), drawn under the density strip.
+  setPieces(pieces) { this.pieces = pieces || []; this.draw(); }
+
+  // Ring these defect ids on the maps (the defects behind a grading reason).
+  setHighlight(ids) { this.highlight = new Set(ids || []); this.draw(); }
 
   // Move the view to [a, b] metres (clamped to the coil) and fetch that range's defects.
   setView(a, b) {
@@ -187,7 +195,15 @@ class CoilMap {
       if (this.selected && this.selected.id === d.id) {
         ctx.strokeStyle = "#000"; ctx.lineWidth = 2; ctx.strokeRect(bx - 3, by - 3, bw + 6, bh + 6);
       }
+      if (this.highlight.has(d.id)) {
+        ctx.strokeStyle = "#c62828"; ctx.lineWidth = 2; ctx.setLineDash([4, 3]);
+        ctx.strokeRect(bx - 5, by - 5, bw + 10, bh + 10); ctx.setLineDash([]);
+      }
     }
+    ctx.strokeStyle = "rgba(28,36,48,0.7)"; ctx.setLineDash([6, 4]); ctx.beginPath();   // the cuts
+    for (const p of this.pieces.slice(0, -1)) { const x = Math.round(this.x(p.end_m, w)) + .5; ctx.moveTo(x, 0); ctx.lineTo(x, h); }
+    ctx.stroke(); ctx.setLineDash([]);
+    this.canvases[s].dataset.highlighted = shown.filter((d) => this.highlight.has(d.id)).length;
     ctx.fillStyle = "rgba(28,36,48,0.55)"; ctx.font = "10px system-ui";
     ctx.fillText("drive side", 4, h - 4);
     const el = $(`count-${s}`);
@@ -234,6 +250,10 @@ class CoilMap {
       ctx.fillStyle = "#5d6b7a"; ctx.font = "10px system-ui"; ctx.textAlign = "right";
       ctx.fillText(`peak ${peak} / ${fmt(dens.bin_m, dens.bin_m < 1 ? 2 : 0)} m`, w - 4, 11);
     }
+    for (const p of this.pieces) {   // the cut list: one band per piece, coloured by its decision
+      ctx.fillStyle = DECISION_COLORS[p.decision] || "#9aa3ad";
+      ctx.fillRect(p.start_m / this.extent * w, h - 5, Math.max((p.end_m - p.start_m) / this.extent * w - 1, 1), 5);
+    }
     const [a, b] = this.view, x0 = a / this.extent * w, x1 = b / this.extent * w;
     ctx.fillStyle = "rgba(11,99,197,0.12)"; ctx.fillRect(x0, 0, Math.max(x1 - x0, 2), h);
     ctx.strokeStyle = "#0b63c5"; ctx.lineWidth = 1.5; ctx.strokeRect(x0 + .5, .5, Math.max(x1 - x0, 2) - 1, h - 1);
@@ -268,4 +288,10 @@ function showDefect(d) {
 
 function classLegend(counts) {
   return counts.map((c) => `<span><span class="swatch" style="background:${classColor(c.class_id)}"></span>${esc(c.class_name)} <b>${c.count}</b></span>`).join("");
+}
+
+// A grading decision as a coloured badge ("DOWNGRADE → secondary").
+function decisionBadge(decision, grade) {
+  if (!decision) return `<span class="muted">not graded</span>`;
+  return `<span class="badge ${esc(decision)}">${esc(decision)}${grade ? ` → ${esc(grade)}` : ""}</span>`;
 }
