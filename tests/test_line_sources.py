@@ -234,7 +234,9 @@ def test_behind_a_realtime_line_skips_on_purpose_and_records_every_metre(tmp_pat
     # the inspector takes 3x the frame time: about 2/3 of the frames are skipped
     assert summary.behind / summary.frames == pytest.approx(2 / 3, abs=0.05)
     reasons = Counter(s.reason for s in sink.spans)
-    assert set(reasons) == {"behind"} and reasons["behind"] == summary.behind
+    assert set(reasons) == {"behind"}
+    # one record per skipped frame, two for a skipped frame that straddles the weld (one per coil)
+    assert len({s.detail.split(":")[0] for s in sink.spans}) == summary.behind
     for coil in ("C0-001", "C0-002"):                # every metre inspected or recorded, once
         s = next(x for x in sink.surfaces if x.coil_id == coil)
         skipped = sum(x.end_m - x.start_m for x in sink.spans if x.coil_id == coil)

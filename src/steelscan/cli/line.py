@@ -99,6 +99,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model")
     p.add_argument("--batch-size", type=int, metavar="N", help="frames per inspection batch (default: config)")
+    p.add_argument("--mode", choices=("throughput", "latency"), default="throughput",
+                   help="throughput: decoding (rendering, for --simulate), models and post-processing overlap, "
+                   "as in predict; latency: one frame at a time (default throughput)")
+    p.add_argument("--decode-workers", type=int, default=1, metavar="N",
+                   help="threads decoding frames ahead of the models in throughput mode (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.set_defaults(func=run)
@@ -288,6 +293,8 @@ def run(args: argparse.Namespace) -> int:
         if args.batch_size < 1:
             raise ConfigError(f"must be >= 1, got {args.batch_size}", field="--batch-size")
         config = config.model_copy(update={"batch_size": args.batch_size})
+    if args.decode_workers < 1:
+        raise ConfigError(f"must be >= 1, got {args.decode_workers}", field="--decode-workers")
     if not args.max_lag_s > 0:
         raise ConfigError(f"must be > 0, got {args.max_lag_s}", field="--max-lag-s")
     rules = _rules(args)
@@ -333,7 +340,8 @@ def run(args: argparse.Namespace) -> int:
                              on_problem=lambda text: runner.problem(text))
     runner = LineRunner(inspector, sink, config, coils.coils, progress=not args.quiet, on_problem=_say,
                         stop=stop, state=state, max_lag_s=args.max_lag_s, alarms=alarms,
-                        on_coil_closed=grader.coil_closed if grader is not None else None)
+                        on_coil_closed=grader.coil_closed if grader is not None else None,
+                        mode=args.mode, decode_workers=args.decode_workers)
 
     def on_signal(signum, frame):
         if stop.is_set():

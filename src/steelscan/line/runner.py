@@ -2,14 +2,18 @@
 watched folder, a simulated line, a camera: see `sources`), defects and coverage in coil
 coordinates out, to a DefectSink (the coil database, or anything with its five methods).
 
-Per surface, frames go in stream order (a replay's `FrameTable.streams`; a live source's arrival
-order, sorted in its reorder window), inspected `batch_size` at a time (a live source's batch is
-whatever came when it goes idle), then one by one: strip edges, the rows that are new, pieces in
-coil coordinates, merged across frame boundaries, crops. Records go to the sink once per batch.
-A live source that runs more than `max_lag_s` ahead gets frames skipped (reason `behind`); a
-frame whose place the stream has passed is `late` (or, after a restart, passed quietly). With a
-`LineState` the streams' places are saved after each batch, and a stopped run leaves its coils
-open for the next one.
+Frames go through the inference stream that `predict` uses (`inference.stream.inspect_stream`):
+in throughput mode (the default) decoding (a simulated line renders its frames there), the
+models and post-processing overlap on their own threads, `batch_size` frames per model call
+(when a live source goes idle, what came is inspected at once); results come back in the
+source's order. Per surface, in stream order (a replay's `FrameTable.streams`; a live source's
+arrival order, sorted in its reorder window), each frame is then placed: strip edges, the rows
+that are new, pieces in coil coordinates, merged across frame boundaries, crops. Records go to
+the sink once per `batch_size` frames of a surface. When a frame is taken from the source, a
+live source that runs more than `max_lag_s` ahead gets it skipped (reason `behind`, never
+decoded); a frame whose place the stream has passed is `late` (or, after a restart, passed
+quietly). With a `LineState` the streams' places are saved after each batch, and a stopped run
+leaves its coils open for the next one (what was taken from the source is placed first).
 
 Coverage is honest; every metre of a coil is either inspected or an UninspectedRecord:
 - `missing`: no frame covers it (a jump of more than `position_tolerance_px` rows between frames,
@@ -50,12 +54,14 @@ import numpy as np
 
 from ..coils.records import (CoilInfo, DefectRecord, DefectSink, LineStatusRecord, SurfaceSummary,
                              UninspectedRecord)
+from ..errors import ImageError
 from ..geometry import strip_columns, strip_width_mm
+from ..inference.stream import IDLE, StreamItem, as_stream_inspector, inspect_stream
 from .config import LineConfig
 from .crops import render_crop
 from .decode import DecodedFrame
-from .frames import FrameTable
 from .alarms import LiveAlarms
+from .frames import FrameRow, FrameTable
 from .lag import LagReport
 from .merge import CoilDefect, DefectMerger, Segment, frame_pieces
 from .sources import FrameSource, ReplaySource, SourceFrame
@@ -120,6 +126,18 @@ class _Coil:
     behind_m: float = 0.0           # metres of this coil skipped on purpose (reason `behind`)
 
 
+@dataclass
+class _Taken:
+    """A frame taken from the source on its way through the inference stream. `reason`: why it
+    is not inspected (behind, set when taken; unreadable when decoded; wrong_size when screened);
+    `passed`: its place was passed already (named or passed quietly when taken; nothing to do)."""
+
+    frame: SourceFrame
+    stream: "_SurfaceStream"
+    reason: tuple[str, str] | None = None
+    passed: bool = False
+
+
 def model_info(inspector) -> dict:
     """{name, version, sha256} of the model (`inspector.model_info`, else what its settings say)."""
     info = getattr(inspector, "model_info", None)
@@ -137,15 +155,20 @@ class LineRunner:
     the sink and flushed, open coils stay open (their state in `state`, if given, so a restarted
     runner continues them). `max_lag_s`: how far a live source may run ahead of inspection before
     frames are skipped (reason `behind`). `alarms`: a `line.alarms.LiveAlarms` that watches each
-    surface's open coil for roll marks (it writes its alarms to the same sink)."""
+    surface's open coil for roll marks (it writes its alarms to the same sink). `mode`,
+    `decode_workers`: the inference stream's (`inspect_stream`: "throughput" overlaps decoding,
+    models and post-processing; "latency" does one frame at a time); frames decoded ahead: the
+    config's `prefetch`."""
 
     def __init__(self, inspector: FrameInspector, sink: DefectSink, config: LineConfig | None = None,
                  coils: dict[str, CoilInfo] | None = None, *, progress: bool = False,
                  on_problem: Callable[[str], None] | None = None, stop: threading.Event | None = None,
                  state: LineState | None = None, max_lag_s: float = 10.0, clock=time.monotonic,
                  alarms: LiveAlarms | None = None,
-                 on_coil_closed: Callable[[str, str, datetime], None] | None = None) -> None:
+                 on_coil_closed: Callable[[str, str, datetime], None] | None = None,
+                 mode: str = "throughput", decode_workers: int = 1) -> None:
         self.inspector = inspector
+        self.mode, self.decode_workers = mode, decode_workers
         self.sink = sink
         self.config = config or LineConfig()
         self.coils = coils or {}
@@ -165,6 +188,7 @@ class LineRunner:
         if alarms is not None:
             alarms.attach(sink, self.problem)
         self.on_coil_closed = on_coil_closed   # (coil_id, surface, when its summary was handed over)
+        self._ended = False
 
     def problem(self, text: str) -> None:
         self.summary.problems.append(text)
@@ -188,29 +212,25 @@ class LineRunner:
         if self.state is not None:
             for surface in self.state.surfaces():
                 self._stream(surface)
-        pending: dict[str, list[SourceFrame]] = {}
-        ended = False
+        self._ended = False
+        batch = self.config.batch_size
         with tqdm(total=source.total, unit="frame", disable=not self.progress, desc="line") as bar:
-            frames = source.frames(self.stop)
+            taken = self._take(source)
+            results = inspect_stream(as_stream_inspector(self.inspector, batch), taken, _load,
+                                     lambda t: t.frame.row.file, mode=self.mode, screen=_screen,
+                                     decode_workers=self.decode_workers,
+                                     ahead=0 if source.live else max(1, self.config.prefetch // batch))
             try:
-                for item in frames:
-                    if item is None:
-                        self._process_all(pending, bar)
-                        continue
-                    self.summary.frames += 1
-                    self.lag.seen(item.arrived)
-                    batch = pending.setdefault(item.row.surface, [])
-                    batch.append(item)
-                    if len(batch) >= self.config.batch_size:
-                        self._process(item.row.surface, pending.pop(item.row.surface), bar)
-                    if self.stop.is_set():
-                        break
-                else:
-                    ended = True
+                for done in results:
+                    if done is IDLE:
+                        self._batches_done()
+                    else:
+                        self._place(done, bar)
             finally:
-                frames.close()
-            self._process_all(pending, bar)
-        ended = ended and not self.stop.is_set()
+                results.close()
+                taken.close()
+            self._batches_done()
+        ended = self._ended and not self.stop.is_set()
         for stream in self._streams.values():
             stream.end(close=ended)
         self.summary.stopped = not ended
@@ -224,19 +244,49 @@ class LineRunner:
             self._streams[surface] = _SurfaceStream(self, surface)
         return self._streams[surface]
 
-    def _process_all(self, pending: dict[str, list[SourceFrame]], bar) -> None:
-        for surface in list(pending):
-            self._process(surface, pending.pop(surface), bar)
+    def _take(self, source: FrameSource):
+        """The source's frames as the stream's items (IDLE when it has nothing new for now), each
+        decided on when taken: passed (its place is behind), skipped (behind a live source), or
+        to be decoded. Ends at the source's end (`_ended`) or when `stop` is set."""
+        frames = source.frames(self.stop)
+        try:
+            for sf in frames:
+                if sf is None:
+                    yield IDLE
+                    continue
+                self.summary.frames += 1
+                self.lag.seen(sf.arrived)
+                yield self._stream(sf.row.surface).take(sf)
+                if self.stop.is_set():
+                    return
+            self._ended = True
+        finally:
+            frames.close()
 
-    def _process(self, surface: str, frames: list[SourceFrame], bar) -> None:
-        if not frames:
-            return
-        self.coils.update(self.source.coils)
-        stream = self._stream(surface)
-        stream.process(frames, bar)
+    def _place(self, done: StreamItem, bar) -> None:
+        """A frame back from the stream, in the source's order: placed on its surface's coil;
+        every `batch_size` frames of a surface, its records go to the sink."""
+        stream = done.item.stream
+        if stream.pending == 0:
+            self.coils.update(self.source.coils)
+            stream.refresh()
+        stream.place(done)
+        bar.update(1)
+        stream.pending += 1
+        if stream.pending >= self.config.batch_size:
+            self._batch_done(stream)
+
+    def _batches_done(self) -> None:
+        for stream in list(self._streams.values()):
+            if stream.pending:
+                self._batch_done(stream)
+
+    def _batch_done(self, stream: "_SurfaceStream") -> None:
+        frames, stream.pending = stream.pending, 0
+        stream._flush()
         if self.source.live:   # a replay or an as-fast-as-possible line has nothing to lag behind
             self.lag.report(self.summary)
-        self._publish_status(stream, len(frames))
+        self._publish_status(stream, frames)
         self._save_state()
 
     def _publish_status(self, stream: "_SurfaceStream", frames: int) -> None:
@@ -313,31 +363,54 @@ class _SurfaceStream:
         self.resume_m: float | None = None   # the cursor restored after a restart
         self.status_at: float | None = None  # when this camera's status was last published
         self.status_frames = 0               # frames since then
+        self.pending = 0                     # frames placed since the last batch went to the sink
         if runner.state is not None:
             self._restore(runner.state.surface(surface))
 
     # --- the loop ------------------------------------------------------------------------------
-    def process(self, frames: list[SourceFrame], bar) -> None:
-        """One batch: frames already accounted for (before a restart, or late) are named and
-        passed, frames too far behind a live source are skipped, the rest decoded and inspected."""
-        batch: list[DecodedFrame] = []
-        bad: dict[int, tuple[str, str]] = {}
+    def take(self, sf: SourceFrame) -> _Taken:
+        """A frame as it is taken from the source: passed when its place is behind this stream
+        (named as late, or quietly after a restart), skipped when inspection is more than
+        `max_lag_s` behind a live source, else on its way to be decoded and inspected."""
+        item = _Taken(sf, self)
+        if self._passed(sf):
+            item.passed = True
+            return item
+        lag = self.r.clock() - sf.arrived
+        if self.r.source.live and lag > self.r.max_lag_s:
+            item.reason = ("behind", f"{lag:.1f} s behind the line")
+        return item
+
+    def refresh(self) -> None:
+        """At a batch's start: the open coil's level-2 data, which a live source may have changed."""
         if self.coil is not None:
             self.coil.info = self.r.upsert(self.coil.info.coil_id)
-        now = self.r.clock()
-        for sf in frames:
-            if self._passed(sf):
-                bar.update(1)
-                continue
-            lag = now - sf.arrived
-            if self.r.source.live and lag > self.r.max_lag_s:
-                bad[len(batch)] = ("behind", f"{lag:.1f} s behind the line")
-                batch.append(DecodedFrame(sf.row, None, None))
-                continue
-            image, error = sf.decode()
-            batch.append(DecodedFrame(sf.row, image, error or (None if image is not None else "unreadable")))
-        if batch:
-            self._batch(batch, bar, bad)
+
+    def place(self, done: StreamItem) -> None:
+        """A frame back from the inference stream: its reason not to be inspected (as taken,
+        decoded or screened, else the inspector's error) named, then placed on its coil."""
+        item, res = done.item, done.result
+        if item.passed:
+            return
+        f = DecodedFrame(item.frame.row, done.image, None)
+        reason = item.reason
+        if reason is None and (getattr(res, "error", None) or res.masks is None):
+            reason = ("inspection_error", str(getattr(res, "error", None) or "no masks"))
+        if reason and reason[0] == "behind":
+            self.r.lag.skipped(f.row.file)
+        elif reason:
+            self.r.problem(f"{f.row.file}: {reason[0]}: {reason[1]}")
+        self._frame(f, res if reason is None else None, reason)
+
+    def screen(self, frames: list[tuple[_Taken, np.ndarray]]) -> None:
+        """Decoded frames of this surface before the models: the frame size (`frame_size`, else
+        the most common size among the first of them) and the ones of another size refused."""
+        if self.size is None:
+            self.size = Counter(im.shape[:2] for _, im in frames).most_common(1)[0][0]
+        for item, im in frames:
+            if im.shape[:2] != tuple(self.size):
+                h, w = im.shape[:2]
+                item.reason = ("wrong_size", f"{h}x{w} px, expected {self.size[0]}x{self.size[1]}")
 
     def end(self, close: bool) -> None:
         """The source ended (close the coil) or the run was stopped (finish the open defects,
@@ -395,40 +468,6 @@ class _SurfaceStream:
             self.resume_m = c["cursor_m"]
             if self.r.alarms is not None:
                 self.r.alarms.coil_opened(self.surface, self.coil.info)
-
-    def _batch(self, batch: list[DecodedFrame], bar, bad: dict[int, tuple[str, str]] | None = None) -> None:
-        bad = dict(bad or {})
-        good: list[int] = []
-        if self.size is None:  # the most common size of the first batch with readable frames
-            sizes = Counter(f.image.shape[:2] for f in batch if f.image is not None)
-            self.size = sizes.most_common(1)[0][0] if sizes else None
-        for i, f in enumerate(batch):
-            if i in bad:
-                continue
-            if f.image is None:
-                bad[i] = ("unreadable", f.error or "unreadable")
-                continue
-            if f.image.shape[:2] != tuple(self.size):
-                h, w = f.image.shape[:2]
-                bad[i] = ("wrong_size", f"{h}x{w} px, expected {self.size[0]}x{self.size[1]}")
-            else:
-                good.append(i)
-        results = {}
-        if good:
-            out = self.r.inspector.inspect([batch[i].image for i in good], [batch[i].row.file for i in good])
-            results = dict(zip(good, out))
-        for i, f in enumerate(batch):
-            res = results.get(i)
-            if res is not None and (getattr(res, "error", None) or res.masks is None):
-                bad[i] = ("inspection_error", str(getattr(res, "error", None) or "no masks"))
-            reason = bad.get(i)
-            if reason and reason[0] == "behind":
-                self.r.lag.skipped(f.row.file)
-            elif reason:
-                self.r.problem(f"{f.row.file}: {reason[0]}: {reason[1]}")
-            self._frame(f, res if reason is None else None, reason)
-            bar.update(1)
-        self._flush()
 
     # --- one frame -----------------------------------------------------------------------------
     def _frame(self, f: DecodedFrame, res, bad: tuple[str, str] | None) -> None:
@@ -594,3 +633,27 @@ class _SurfaceStream:
         if self.spans:
             self.r.sink.add_uninspected(self.spans)
             self.spans = []
+
+
+# --- the inference stream's hooks (run on its decode thread and the calling thread) -------------
+def _load(item: _Taken) -> np.ndarray:
+    """Decode a taken frame (on a decode thread); ImageError, with the reason kept on the item,
+    for a frame not to be inspected (passed, behind, unreadable: a skipped frame is never decoded)."""
+    if item.passed:
+        raise ImageError("passed")
+    if item.reason is None:
+        image, error = item.frame.decode()
+        if image is not None:
+            return image
+        item.reason = ("unreadable", error or "unreadable")
+    raise ImageError(item.reason[1])
+
+
+def _screen(frames: list[tuple[_Taken, np.ndarray]]) -> list[str | None]:
+    """A batch's decoded frames before the models: each surface checks the frame size."""
+    by_stream: dict[int, list] = {}
+    for item, im in frames:
+        by_stream.setdefault(id(item.stream), []).append((item, im))
+    for group in by_stream.values():
+        group[0][0].stream.screen(group)
+    return [item.reason[1] if item.reason else None for item, _ in frames]
