@@ -1,7 +1,8 @@
 """Level-2 coil data and uninspected lengths from CSV files (for offline grading).
 
 `coils.csv`: `coil_id[,length_m,width_mm,exposed_surface,customer,order,line_id,grade,thickness_mm]`
-(other columns ignored). `uninspected.csv`: `coil_id,surface,start_m,end_m[,reason]`.
+(other columns ignored). `uninspected.csv`: `coil_id,surface,start_m,end_m[,reason,camera_id,detail,uid]`
+(what `steelscan coil export --uninspected-csv` writes).
 """
 
 from __future__ import annotations
@@ -62,5 +63,6 @@ def read_uninspected(path: str | Path) -> list[UninspectedRecord]:
         start, end = _float(row["start_m"], path, line, "start_m"), _float(row["end_m"], path, line, "end_m")
         if end < start:
             raise DatasetError(f"end_m {end:g} is before start_m {start:g}", path=path, line=line, field="end_m")
-        out.append(UninspectedRecord(row["coil_id"], row["surface"], "", start, end, row.get("reason") or "missing"))
+        out.append(UninspectedRecord(row["coil_id"], row["surface"], row.get("camera_id") or "", start, end,
+                                     row.get("reason") or "missing", row.get("detail") or None, row.get("uid") or None))
     return out

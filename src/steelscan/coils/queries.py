@@ -129,7 +129,7 @@ def uninspected(db: Database, coil_id: str, surface: str | None = None) -> list[
         q = q.where(UninspectedSpan.surface == surface)
     with db.session() as s:
         return [{"surface": u.surface, "camera_id": u.camera_id, "start_m": u.start_m, "end_m": u.end_m,
-                 "reason": u.reason, "detail": u.detail}
+                 "reason": u.reason, "detail": u.detail, "uid": u.uid}
                 for u in s.scalars(q.order_by(UninspectedSpan.surface.desc(), UninspectedSpan.start_m))]
 
 

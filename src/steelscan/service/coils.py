@@ -108,6 +108,8 @@ class Span(BaseModel):
     reason: str = Field(description='"missing", "unreadable", "wrong_size", "duplicate", "behind" (skipped on '
                                     'purpose: inference fell behind a live source), ...')
     detail: str | None
+    uid: str | None = Field(description="stable id of the span (coil, surface, camera, start, reason): the "
+                                        "same in every run; null only for a repeat stored before it existed")
 
 
 class CameraStatus(BaseModel):
