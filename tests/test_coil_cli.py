@@ -62,6 +62,23 @@ def test_export_csv_round_trip(coil_db, tmp_path, capsys):
     assert code == 2 and "--all" in err and not (tmp_path / "x.csv").exists()
 
 
+def test_export_uninspected_spans_with_their_uid(coil_db, tmp_path, capsys):
+    """--uninspected-csv: the spans in the columns `coil grade --uninspected` reads, with their uid."""
+    from steelscan.coils.coil_table import read_uninspected
+
+    spans = tmp_path / "spans.csv"
+    assert run(capsys, "export", "--all", "--csv", tmp_path / "d.csv", "--uninspected-csv", spans,
+               "--db", coil_db)[0] == 0
+    with open(spans, newline="") as f:
+        rows = list(csv.DictReader(f))
+    stored = {c: CoilStore(coil_db).uninspected(c) for c in ("C1", "C2")}
+    assert len(rows) == 4 and {r["coil_id"] for r in rows} == {"C1", "C2"}
+    for r in rows:
+        assert r["uid"].startswith("span-") and r["uid"] in {u["uid"] for u in stored[r["coil_id"]]}
+    read = read_uninspected(spans)   # the grading tool's reader takes it, and gets the same uids back
+    assert sorted(u.uid for u in read) == sorted(r["uid"] for r in rows)
+
+
 def _real_image(path):
     a = np.asarray(Image.open(path).convert("RGB"))
     assert a.shape[0] > 100 and a.shape[1] > 300

@@ -1,6 +1,8 @@
 """The coil pages in a real headless browser (Debian chromium + chromedriver via selenium): the
 coil page draws every defect of a known coil, zooming fetches only the visible range, a click
-shows a defect's crop, and the live page advances while a background thread writes a coil.
+shows a defect's crop or an uninspected span's reason and uid, and the live page advances while
+a background thread writes a coil and while a simulated line runs (over server-sent events, and
+by polling when the event stream fails).
 Without chromium + chromedriver they skip with the reason, and fail under CI=true."""
 
 from __future__ import annotations
@@ -206,3 +208,138 @@ def test_coil_page_shows_the_grade_reasons_cut_list_and_history(browser, tmp_pat
         a, b = browser.execute_script("return coilMap.view")
         assert a <= scratch["start_m"] and b >= scratch["end_m"] and b - a < 10
         screenshot(browser, tmp_path, "coil_grade.png")
+
+
+def test_coil_page_uninspected_spans_show_their_reason_and_uid(browser, coil_db):  # noqa: F811
+    """C1 has a `missing` span on top (5.0-6.25 m): clicking the grey hatch where no defect is
+    drawn, or its row in the coverage table, shows its reason and uid."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    spans = {u["surface"]: u for u in CoilStore(coil_db).uninspected("C1")}
+    with serving(create_app(db_path=coil_db)) as url:
+        browser.get(url + "/coils/C1")
+        wait(browser, lambda d: shown(d) == (20, 20))
+        # a point inside the top span, clear of every defect box by more than the 6 px pick radius
+        x, y = browser.execute_script(
+            "const m = coilMap, cv = document.getElementById('map-top'), w = cv.clientWidth, h = cv.clientHeight;"
+            "const boxes = m.inView('top').map(d => m.defectBox(d, w, h));"
+            "for (let mm = 5.1; mm < 6.2; mm += 0.05) for (let y = 4; y < h - 4; y += 2) {"
+            "  const x = m.x(mm, w);"
+            "  if (boxes.every(([bx, by, bw, bh]) => x < bx - 8 || x > bx + bw + 8 || y < by - 8 || y > by + bh + 8))"
+            "    return [x, y]; }"
+            "return null;")
+        canvas = browser.find_element("id", "map-top")
+        rect = canvas.rect
+        ActionChains(browser).move_to_element_with_offset(
+            canvas, int(x - rect["width"] / 2), int(y - rect["height"] / 2)).click().perform()
+        wait(browser, lambda d: spans["top"]["uid"] in d.find_element("id", "fields").text)
+        fields = browser.find_element("id", "fields").text
+        assert "missing" in fields and "5.000 – 6.250 m" in fields
+        rows = browser.find_elements("css selector", "#gaps tbody tr.link")
+        assert len(rows) == 2
+        next(r for r in rows if r.text.startswith("bottom")).click()
+        wait(browser, lambda d: spans["bottom"]["uid"] in d.find_element("id", "fields").text)
+        assert "unreadable" in browser.find_element("id", "fields").text
+
+
+def _number(driver, element_id: str) -> float | None:
+    """The number an element shows ("12.5", "0.4 s"), None for "—" or nothing."""
+    try:
+        return float(driver.find_element("id", element_id).text.split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def test_live_page_follows_a_simulated_line(browser, tmp_path):  # noqa: F811
+    """A simulated line (a 4 m coil, 32-row frames at 0.32 m/s: one frame every 0.1 s; the painted
+    masks as the inspector, 3x slower than the line, so about 2/3 of the frames are skipped
+    `behind`) writes into the database the service reads. The line's time is a fake clock (the
+    inspector advances it), so what is skipped does not depend on this machine's load; the
+    inspector holds after 8 frames until the page has shown them. The page's frame count and
+    position grow while the line runs, and it shows the runner's frames/s, lag and the metres
+    skipped, as the database holds them."""
+    import time
+
+    from steelscan.coils import queries
+    from steelscan.line.config import LineConfig
+    from steelscan.line.runner import LineRunner
+    from steelscan.line.simulate import SimulatedLine, TruthInspector
+    from test_line_sources import FakeClock
+
+    clock, shown_first = FakeClock(), threading.Event()
+
+    class SlowTruth(TruthInspector):
+        inspected = 0
+
+        def inspect(self, images, ids):
+            if self.inspected >= 8 and not shown_first.wait(120):
+                raise TimeoutError("the page never showed the first frames")
+            self.inspected += len(images)
+            clock.t += 0.3 * len(images)       # the line's time: 3 frame periods per frame
+            time.sleep(0.05 * len(images))     # and some real time, for the published frames/s
+            return super().inspect(images, ids)
+
+    db = tmp_path / "line.db"
+    CoilStore(db).close()
+    line = SimulatedLine(coils=1, coil_length_m=4.0, speed_m_s=0.32, realtime=True, width_mm=200,
+                         frame_size=(32, 256), surfaces=("top",), truth=True, clock=clock, sleep=clock.sleep)
+    summary, failures = {}, []
+
+    def run_line() -> None:
+        try:
+            with CoilStore(db) as store:
+                runner = LineRunner(SlowTruth(line), store, LineConfig(batch_size=4), max_lag_s=1.0, clock=clock)
+                summary["line"] = runner.run_source(line)
+        except BaseException as e:   # reported by the test
+            failures.append(e)
+
+    with serving(create_app(db_path=db)) as url:
+        browser.get(url + "/live")
+        wait(browser, lambda d: d.execute_script("return window.live.mode") == "events")
+        runner = threading.Thread(target=run_line, daemon=True)
+        runner.start()
+        wait(browser, lambda d: d.find_element("id", "coil-id").text == "C0-001", timeout=120)
+        wait(browser, lambda d: _number(d, "frames") is not None, timeout=120)
+        frames, position = _number(browser, "frames"), _number(browser, "pos-top")
+        assert 0 < frames <= 8 and position > 0
+        shown_first.set()
+        wait(browser, lambda d: _number(d, "frames") > frames and _number(d, "pos-top") > position, timeout=120)
+        wait(browser, lambda d: _number(d, "fps") is not None and d.find_element("id", "lag").text.endswith(" s"),
+             timeout=120)
+        wait(browser, lambda d: _number(d, "skipped") > 0, timeout=120)
+        runner.join(120)
+        assert not failures and not runner.is_alive(), failures
+        assert summary["line"].behind > 0 and summary["line"].inspected > 8
+        with CoilStore(db) as store:
+            status = queries.line_status(store.db, "C0-001")[0]
+            behind = sum(u["end_m"] - u["start_m"] for u in store.uninspected("C0-001") if u["reason"] == "behind")
+        assert behind == pytest.approx(summary["line"].behind_m) and status["lag_s"] is not None
+        wait(browser, lambda d: d.find_element("id", "skipped").text == f"{behind:.2f}", timeout=120)
+        wait(browser, lambda d: d.find_element("id", "frames").text == str(status["frames"]), timeout=120)
+        assert browser.find_element("id", "fps").text == f"{status['frames_per_s']:.1f}"
+        assert browser.find_element("id", "lag").text == f"{status['lag_s']:.1f} s"
+        assert browser.execute_script("return window.live.mode") == "events"
+        assert browser.execute_script("return window.live.polls") == 0
+        screenshot(browser, tmp_path, "live_simulated.png")
+
+
+def test_live_page_polls_when_the_event_stream_fails(browser, coil_db):  # noqa: F811
+    """A proxy that refuses the event stream (503 here): the page falls back to polling the JSON
+    API and still shows the coil on the line."""
+    from starlette.responses import PlainTextResponse
+
+    app = create_app(db_path=coil_db)
+
+    @app.middleware("http")
+    async def refuse_events(request, call_next):
+        if request.url.path == "/v1/live/events":
+            return PlainTextResponse("no streams here", status_code=503)
+        return await call_next(request)
+
+    with serving(app) as url:
+        browser.get(url + "/live")
+        wait(browser, lambda d: d.execute_script("return window.live.mode") == "polling")
+        wait(browser, lambda d: d.find_element("id", "coil-id").text == "C2")
+        wait(browser, lambda d: d.execute_script("return window.live.polls") >= 2)
+        assert browser.find_element("id", "n-defects").text == "3"
+        assert "Polling every 1 s" in browser.find_element("id", "transport").text

@@ -92,6 +92,58 @@ def test_uid_makes_writes_idempotent(db_url):
     assert len(stored) == 12 + 2 * 4   # only the 4 uid-less defects of the repeats are stored again
 
 
+def test_spans_are_stored_once_by_their_uid(db_url):
+    """Uninspected spans carry a uid made of coil, surface, camera, start and reason: the same span
+    handed over again (a retry, the spool's replay, a rerun of the same frames) is stored once."""
+    from steelscan.coils.records import UninspectedRecord, span_uid
+
+    spans = make_coil_records("S", 4)[2]
+    again = [UninspectedRecord(s.coil_id, s.surface, s.camera_id, s.start_m, s.end_m, s.reason, s.detail)
+             for s in spans]                                                   # a rerun makes them anew
+    other = UninspectedRecord("S", "top", "cam-top", 5.0, 6.25, "behind")     # same place, other reason
+    assert [s.uid for s in again] == [s.uid for s in spans] and other.uid not in {s.uid for s in spans}
+    assert spans[0].uid == span_uid("S", "top", "cam-top", 5.0, "missing") and spans[0].uid.startswith("span-")
+    with CoilStore(db_url) as store:
+        store.add_uninspected(spans)
+        store.flush()
+        store.add_uninspected(again + again + [other])   # a retried batch, a repeat inside it, one new
+        store.flush()
+        stored = store.uninspected("S")
+    assert sorted(u["uid"] for u in stored) == sorted([s.uid for s in spans] + [other.uid])
+
+
+def test_migration_0005_gives_stored_spans_their_uid(db_url):
+    """A database at revision 0002 holding spans, one of them twice (the duplicate the uid ends):
+    the upgrade gives each span the uid the code computes; the repeat keeps none."""
+    from sqlalchemy import text
+
+    from steelscan.coils.records import UninspectedRecord, span_uid
+    from steelscan.db import open_database
+    from steelscan.db.migrate import current, head, upgrade
+
+    db = open_database(db_url, migrate=False)
+    upgrade(db, "0002")
+    rows = [("top", "cam-top", 1.0, 2.0, "missing"), ("bottom", "cam-bottom", 0.0, 0.5, "behind"),
+            ("top", "cam-top", 1.0, 2.0, "missing")]
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO coils (coil_id, created_at, updated_at) VALUES ('C', :t, :t)"),
+                     {"t": "2026-12-01 00:00:00"})
+        conn.execute(text("INSERT INTO uninspected_spans (coil_id, surface, camera_id, start_m, end_m, reason, "
+                          "created_at) VALUES ('C', :s, :c, :a, :b, :r, :t)"),
+                     [{"s": s, "c": c, "a": a, "b": b, "r": r, "t": "2026-12-01 00:00:00"} for s, c, a, b, r in rows])
+    upgrade(db)
+    assert current(db) == head()
+    with db.engine.connect() as conn:
+        got = conn.execute(text("SELECT surface, camera_id, start_m, reason, uid FROM uninspected_spans "
+                                "ORDER BY id")).all()
+    db.dispose()
+    assert [g[-1] for g in got] == [span_uid("C", *g[:4]) for g in got[:2]] + [None]
+    with CoilStore(db_url) as store:   # the repeat of a stored span is refused from now on
+        store.add_uninspected([UninspectedRecord("C", "top", "cam-top", 1.0, 2.0, "missing")])
+        store.flush()
+        assert len(store.uninspected("C")) == 3
+
+
 def _hold_write_lock(db_url: str, path: Path | None):
     """Open a connection that blocks every insert into defects until released."""
     if path is not None:

@@ -354,7 +354,9 @@ def _remove_fuzz_dir():
     shutil.rmtree(_FUZZ_DIR, ignore_errors=True)
 
 
-@fuzzed_schema.parametrize()
+# The live event stream (GET /v1/live/events) never ends unless bounded; schemathesis would read each
+# fuzzed call of it until its read timeout. It is validated against the schema, bounded, in test_live.py.
+@fuzzed_schema.exclude(path="/v1/live/events").parametrize()
 @settings(max_examples=30, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 def test_every_endpoint_holds_to_its_openapi_schema(case):

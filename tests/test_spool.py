@@ -190,7 +190,10 @@ def test_postgres_stopped_mid_coil_nothing_lost_or_duplicated(tmp_path):
         stop()                                     # the database goes away mid-coil
         for k in range(20, 60, 10):
             sink.add_defects([defect(i) for i in range(k, k + 10)])
+            sink.add_uninspected([UninspectedRecord("C1", "top", "top", k, k + 1.0, "behind")])
         sink.add_uninspected([UninspectedRecord("C1", "top", "top", 40.0, 41.0, "missing")])
+        # a runner restarted mid-outage hands some spans over again (made anew: same uid)
+        sink.add_uninspected([UninspectedRecord("C1", "top", "top", k, k + 1.0, "behind") for k in (30, 40)])
         wait_for(lambda: sink.down)
         start()                                    # and returns
         sink.close_surface(SurfaceSummary("C1", "top", "top", 200, 60.0, 60.0))
@@ -200,7 +203,9 @@ def test_postgres_stopped_mid_coil_nothing_lost_or_duplicated(tmp_path):
             stored = store.defects("C1")
             spans = store.uninspected("C1")
         assert sorted(d["frames"][0] for d in stored) == sorted(f"f{i}.png" for i in range(60))
-        assert len(spans) == 1
+        assert sorted((u["start_m"], u["reason"]) for u in spans) == \
+            [(20.0, "behind"), (30.0, "behind"), (40.0, "behind"), (40.0, "missing"), (50.0, "behind")]
+        assert len({u["uid"] for u in spans}) == 5
         assert sink.outages >= 1
     finally:
         try:
@@ -319,6 +324,39 @@ def test_lost_acknowledgement_is_stored_once_thanks_to_the_uid(tmp_path):
     assert sink.outages == 1 and not lose["next"]
     with CoilStore(url) as store:
         assert sorted(d["frames"][0] for d in store.defects("C1")) == [f"f{i}.png" for i in range(5)]
+
+
+def test_lost_acknowledgement_of_spans_is_stored_once_thanks_to_their_uid(tmp_path):
+    """As above for uninspected spans, whose uid comes from the span itself: the entry sent again,
+    and the same spans journalled again by a second runner on the same line, are stored once."""
+    from steelscan.coils.store import CoilStore
+
+    url = f"sqlite:///{tmp_path}/coils.db"
+    lose = {"next": True}
+
+    class LostAck(CoilStore):
+        def flush(self):
+            super().flush()
+            if lose["next"] and self.rows > 1:
+                lose["next"] = False
+                raise OperationalError("commit", {}, ConnectionResetError("server closed the connection"))
+
+    spans = lambda: [UninspectedRecord("C1", s, s, k, k + 0.25, "behind") for s in ("top", "bottom")  # noqa: E731
+                     for k in (1.0, 2.0, 3.0)]
+    sink = SpoolingSink(lambda: LostAck(url), tmp_path / "spool", retry_s=0.02)
+    sink.upsert_coil(CoilInfo("C1"))
+    sink.add_uninspected(spans())
+    wait_for(lambda: sink.pending == 0)
+    sink.close()
+    again = SpoolingSink(lambda: CoilStore(url), tmp_path / "spool", retry_s=0.02)
+    again.add_uninspected(spans())
+    again.flush()
+    again.close()
+    assert sink.outages == 1 and not lose["next"]
+    with CoilStore(url) as store:
+        stored = store.uninspected("C1")
+    assert sorted((u["surface"], u["start_m"]) for u in stored) == \
+        sorted((s, k) for s in ("top", "bottom") for k in (1.0, 2.0, 3.0))
 
 
 def test_live_status_goes_straight_to_a_database_that_is_up_and_is_never_journalled(tmp_path):

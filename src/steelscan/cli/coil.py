@@ -12,6 +12,8 @@ CSV_FIRST = ("coil_id", "surface", "class_id", "start_m", "end_m", "across_start
 CSV_REST = ("class_name", "score", "length_mm", "width_mm", "area_mm2", "camera_id", "frames", "model_name",
             "model_version", "model_sha256", "uid", "id", "pinned", "created_at")
 CSV_COLUMNS = CSV_FIRST + CSV_REST
+# --uninspected-csv: the columns `coil grade --uninspected` reads first (coils.coil_table), then the rest
+SPAN_COLUMNS = ("coil_id", "surface", "start_m", "end_m", "reason", "camera_id", "detail", "uid")
 # `steelscan coil periodic|grade`: modules under steelscan.cli with register(subparsers)
 OFFLINE_ACTIONS = ["coil_periodic", "coil_grade"]
 
@@ -42,6 +44,7 @@ def register(subparsers) -> None:
     e.add_argument("coil_id", metavar="COIL", nargs="?")
     e.add_argument("--all", action="store_true", help="every coil")
     e.add_argument("--csv", required=True, metavar="FILE")
+    e.add_argument("--uninspected-csv", metavar="FILE", help="also the uninspected spans (with their uid)")
 
     r = sub.add_parser("report", parents=[db], help="HTML report + PNG maps of a coil")
     r.add_argument("coil_id", metavar="COIL")
@@ -191,7 +194,28 @@ def _export(db, args) -> int:
             for d in rows:
                 w.writerow(d | {"frames": ";".join(d["frames"]), "pinned": int(d["pinned"])})
     print(f"{len(rows)} defects -> {args.csv}", file=sys.stderr)
+    if args.uninspected_csv:
+        coils = [c["coil_id"] for c in _all_coils(db)] if args.all else [args.coil_id]
+        spans = [u | {"coil_id": c} for c in coils for u in queries.uninspected(db, c)]
+        with atomic_path(args.uninspected_csv) as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                w = csv.DictWriter(f, fieldnames=SPAN_COLUMNS, extrasaction="ignore", lineterminator="\n")
+                w.writeheader()
+                w.writerows(spans)
+        print(f"{len(spans)} uninspected spans -> {args.uninspected_csv}", file=sys.stderr)
     return 0
+
+
+def _all_coils(db) -> list[dict]:
+    from ..coils import queries
+
+    out, offset = [], 0
+    while True:
+        page, total = queries.list_coils(db, limit=500, offset=offset)
+        out += page
+        offset += len(page)
+        if not page or offset >= total:
+            return out
 
 
 def _report(db, args) -> int:

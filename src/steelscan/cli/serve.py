@@ -76,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(args.model, engine=args.engine, db_path=args.db, max_upload_mb=args.max_upload_mb,
                      max_concurrency=args.max_concurrency, threads=args.threads, api_token=token,
                      rules_dir=args.rules_dir)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # the live page's event streams stay open: Ctrl-C closes them after a few seconds, not their max_s
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5)
     return 0

@@ -3,7 +3,8 @@
 `coils.csv`: `coil_id[,line_id,grade,width_mm,thickness_mm,length_m,order,customer,exposed_surface]`
 (all but `coil_id` may be empty; other columns ignored). One reader, `read_coils`, for the line
 (a bad row is named in `problems` and the good rows are used) and for offline grading
-(`read_coil_table`: the first bad row raises). `uninspected.csv`: `coil_id,surface,start_m,end_m[,reason]`.
+(`read_coil_table`: the first bad row raises). `uninspected.csv`:
+`coil_id,surface,start_m,end_m[,reason,camera_id,detail,uid]` (what `steelscan coil export --uninspected-csv` writes).
 """
 
 from __future__ import annotations
@@ -105,5 +106,6 @@ def read_uninspected(path: str | Path) -> list[UninspectedRecord]:
         start, end = _float(row["start_m"], path, line, "start_m"), _float(row["end_m"], path, line, "end_m")
         if end < start:
             raise DatasetError(f"end_m {end:g} is before start_m {start:g}", path=path, line=line, field="end_m")
-        out.append(UninspectedRecord(row["coil_id"], row["surface"], "", start, end, row.get("reason") or "missing"))
+        out.append(UninspectedRecord(row["coil_id"], row["surface"], row.get("camera_id") or "", start, end,
+                                     row.get("reason") or "missing", row.get("detail") or None, row.get("uid") or None))
     return out

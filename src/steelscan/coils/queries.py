@@ -137,13 +137,31 @@ def defects(db: Database, coil_id: str | None, *, surface: str | None = None, fr
         return [defect_dict(d, c) for d, c in s.execute(q).all()]
 
 
+def defect_ids(db: Database, coil_id: str, after_id: int = 0) -> list[int]:
+    """The ids of a coil's defects above `after_id`, ascending (the live stream's bookkeeping)."""
+    with db.session() as s:
+        return list(s.scalars(select(Defect.id).where(Defect.coil_id == coil_id, Defect.id > after_id)
+                              .order_by(Defect.id)))
+
+
+def defects_by_id(db: Database, ids: Sequence[int]) -> list[dict]:
+    """The defects with these ids, by id (unknown ids are left out)."""
+    has_crop = select(DefectCrop.defect_id).where(DefectCrop.defect_id == Defect.id).exists()
+    out: list[dict] = []
+    with db.session() as s:
+        for i in range(0, len(ids), 900):   # stay under SQLite's bound-parameter limit
+            rows = s.execute(select(Defect, has_crop).where(Defect.id.in_(list(ids[i:i + 900])))).all()
+            out += [defect_dict(d, c) for d, c in rows]
+    return sorted(out, key=lambda d: d["id"])
+
+
 def uninspected(db: Database, coil_id: str, surface: str | None = None) -> list[dict]:
     q = select(UninspectedSpan).where(UninspectedSpan.coil_id == coil_id)
     if surface is not None:
         q = q.where(UninspectedSpan.surface == surface)
     with db.session() as s:
         return [{"surface": u.surface, "camera_id": u.camera_id, "start_m": u.start_m, "end_m": u.end_m,
-                 "reason": u.reason, "detail": u.detail}
+                 "reason": u.reason, "detail": u.detail, "uid": u.uid}
                 for u in s.scalars(q.order_by(UninspectedSpan.surface.desc(), UninspectedSpan.start_m))]
 
 

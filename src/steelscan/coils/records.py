@@ -7,6 +7,8 @@ millimetres across from the drive-side strip edge (`across_*_mm`). Surfaces are 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
@@ -55,10 +57,20 @@ class DefectRecord:
     uid: str | None = None
 
 
+def span_uid(coil_id: str, surface: str, camera_id: str, start_m: float, reason: str) -> str:
+    """The stable id of an uninspected span: the same coil, surface, camera, start (to the micrometre)
+    and reason give the same uid in every run, so a retried or replayed span is stored once.
+    "span-" and 24 hex digits (96 bits of SHA-256)."""
+    key = json.dumps([coil_id, surface, camera_id, round(float(start_m), 6), reason], separators=(",", ":"))
+    return "span-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
 @dataclass
 class UninspectedRecord:
     """A length of one surface that was not inspected, and why ("missing", "unreadable",
-    "wrong_size", "duplicate", "behind", ...)."""
+    "wrong_size", "duplicate", "behind", ...). `uid` (unique in the database) is `span_uid` of
+    the span unless given: a span handed over again (a retried batch, the spool replaying after an
+    outage, a rerun of the same frames) is stored once."""
 
     coil_id: str
     surface: str
@@ -67,6 +79,11 @@ class UninspectedRecord:
     end_m: float
     reason: str
     detail: str | None = None
+    uid: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.uid is None:
+            self.uid = span_uid(self.coil_id, self.surface, self.camera_id, self.start_m, self.reason)
 
 
 @dataclass

@@ -36,5 +36,5 @@ def stored_coil(db, coil_id: str) -> StoredCoil:
         raise DatasetError(f"no coil {coil_id!r} in the database", field="coil")
     info = CoilInfo(**{f: detail[f] for f in CoilInfo.__dataclass_fields__})
     spans = [UninspectedRecord(coil_id, u["surface"], u["camera_id"], u["start_m"], u["end_m"], u["reason"],
-                               u["detail"]) for u in queries.uninspected(db, coil_id)]
+                               u["detail"], u["uid"]) for u in queries.uninspected(db, coil_id)]
     return StoredCoil(info, stored_defects(db, coil_id), spans)

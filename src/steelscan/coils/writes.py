@@ -67,20 +67,21 @@ def upsert_coils(conn: Connection, coils: dict[str, dict], ensure: set[str]) -> 
                          .on_conflict_do_nothing(index_elements=[Coil.coil_id]))
 
 
-def new_by_uid(conn: Connection, defects: Sequence[DefectRecord]) -> list[DefectRecord]:
-    """`defects` without those whose uid is already stored or repeated in the batch."""
-    uids = [d.uid for d in defects if d.uid is not None]
+def new_by_uid(conn: Connection, records: Sequence, column=Defect.uid) -> list:
+    """`records` (defects, or uninspected spans with `column=UninspectedSpan.uid`) without those
+    whose uid is already stored in `column` or repeated in the batch."""
+    uids = [r.uid for r in records if r.uid is not None]
     if not uids:
-        return list(defects)
+        return list(records)
     seen = set()
     for i in range(0, len(uids), 900):   # stay under SQLite's bound-parameter limit
-        seen |= set(conn.execute(select(Defect.uid).where(Defect.uid.in_(uids[i:i + 900]))).scalars())
+        seen |= set(conn.execute(select(column).where(column.in_(uids[i:i + 900]))).scalars())
     out = []
-    for d in defects:
-        if d.uid is None or d.uid not in seen:
-            out.append(d)
-            if d.uid is not None:
-                seen.add(d.uid)
+    for r in records:
+        if r.uid is None or r.uid not in seen:
+            out.append(r)
+            if r.uid is not None:
+                seen.add(r.uid)
     return out
 
 
@@ -111,6 +112,8 @@ def insert_defects(conn: Connection, defects: Sequence[DefectRecord]) -> None:
 
 
 def insert_uninspected(conn: Connection, spans: Sequence[UninspectedRecord]) -> None:
+    """Bulk insert; a span whose uid is already stored is skipped (the spool's replay, retries, reruns)."""
+    spans = new_by_uid(conn, spans, UninspectedSpan.uid)
     if spans:
         now = utcnow()
         conn.execute(insert(UninspectedSpan),

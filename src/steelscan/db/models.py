@@ -106,7 +106,9 @@ class DefectCrop(Base):
 
 
 class UninspectedSpan(Base):
-    """A length of a surface that was not inspected, and why."""
+    """A length of a surface that was not inspected, and why. `uid` keeps a span handed over again
+    (spool replay, retried batch, rerun) from being stored twice; null only on rows stored before
+    migration 0005 that repeated an earlier row."""
 
     __tablename__ = "uninspected_spans"
     __table_args__ = (Index("ix_uninspected_spans_coil_surface", "coil_id", "surface", "start_m"),)
@@ -118,6 +120,7 @@ class UninspectedSpan(Base):
     end_m: Mapped[float] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(String)
     detail: Mapped[str | None] = mapped_column(Text)
+    uid: Mapped[str | None] = mapped_column(String, unique=True)   # UninspectedRecord.uid (span_uid)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -15,7 +15,9 @@ on-disk journal first and forwards it to the database from there.
   a new SpoolingSink on the same folder forwards what the old one left.
 - Every defect gets a stable `uid` (`<journal id>:<seq>:<index>`) before it is journalled; the
   database keeps uids unique, which makes the one ambiguous case (a commit that succeeded but whose
-  acknowledgement was lost with the connection) idempotent. (Uninspected spans have no uid yet.)
+  acknowledgement was lost with the connection) idempotent. Uninspected spans carry their own
+  uid (`span_uid`: coil, surface, camera, start, reason), the same in every run, so they are
+  stored once even when a restarted runner journals the same span again.
 - A full disk (the database's or the spool's): the defect records are still written, without
   their crops; one warning line per minute, not per frame.
 - An entry the database rejects for what it holds (not for being unreachable: a constraint, a bad

@@ -9,6 +9,7 @@
     GET /v1/coils/{id}/defects          defects overlapping [from_m, to_m] (bounded by `limit`)
     GET /v1/coils/{id}/density          defects per bin per class along the whole coil
     GET /v1/defects/{id}/crop.png       a defect's image crop
+    GET /v1/live/events                 server-sent events of the coil on the line (service/live.py)
     GET /coils, /coils/{id}, /live      pages (Jinja2 templates in templates/, plain JS in static/)
 
 The database is the service's (app.state.store.db): coils, defects and inspections share one schema.
@@ -35,6 +36,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..coils import grades, queries
 from ..coils.records import CoilInfo
+from .live import build_live_router
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 MAX_ROW = 2**31 - 1
@@ -115,6 +117,8 @@ class Span(BaseModel):
     reason: str = Field(description='"missing", "unreadable", "wrong_size", "duplicate", "behind" (skipped on '
                                     'purpose: inference fell behind a live source), ...')
     detail: str | None
+    uid: str | None = Field(description="stable id of the span (coil, surface, camera, start, reason): the "
+                                        "same in every run; null only for a repeat stored before it existed")
 
 
 class CameraStatus(BaseModel):
@@ -461,4 +465,5 @@ def build_router() -> APIRouter:
     async def live_page(request: Request) -> HTMLResponse:
         return await page(request, "live.html.j2", title="Live")
 
+    router.include_router(build_live_router())
     return router

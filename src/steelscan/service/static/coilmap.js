@@ -47,9 +47,10 @@ function hatch(ctx) {
 }
 
 class CoilMap {
-  // opts: {root: element, coilId, surfaces, limit, onSelect(defect), onView(from, to)}
+  // opts: {root: element, coilId, surfaces, limit, onSelect(defect), onSelectSpan(uninspected span), onView(from, to)}
   constructor(opts) {
-    Object.assign(this, {surfaces: ["top", "bottom"], limit: 2000, onSelect: () => {}, onView: () => {}}, opts);
+    Object.assign(this, {surfaces: ["top", "bottom"], limit: 2000, onSelect: () => {}, onSelectSpan: () => {},
+                         onView: () => {}}, opts);
     this.view = [0, 1]; this.extent = 1; this.width = 1000; this.spans = [];
     this.defects = {}; this.truncated = {}; this.requests = []; this.loading = 0; this.selected = null;
     this.density = null; this.timer = null; this.abort = null;
@@ -267,7 +268,11 @@ class CoilMap {
       const dx = Math.max(bx - px, 0, px - (bx + bw)), dy = Math.max(by - py, 0, py - (by + bh)), dist = Math.hypot(dx, dy);
       if (dist < bestD) { best = d; bestD = dist; }
     }
-    if (best) { this.selected = best; this.draw(); this.onSelect(best); }
+    if (best) { this.selected = best; this.draw(); this.onSelect(best); return; }
+    // no defect there: the uninspected span under the pointer, if any (at least 3 px wide to hit)
+    const [a, b] = this.view, m = a + px / cv.clientWidth * (b - a), slack = 1.5 / cv.clientWidth * (b - a);
+    const span = this.spans.find((sp) => sp.surface === s && sp.start_m - slack <= m && m <= sp.end_m + slack);
+    if (span) this.onSelectSpan(span);
   }
 }
 
@@ -283,6 +288,16 @@ function showDefect(d) {
     ["length × width", `${fmt(d.length_mm, 1)} × ${fmt(d.width_mm, 1)} mm`], ["area", `${fmt(d.area_mm2, 1)} mm²`],
     ["frames", esc((d.frames || []).join(", "))], ["model", `${esc(d.model_name)} ${esc(d.model_version)}`],
     ["pinned", d.pinned ? "yes" : "no"]];
+  $("fields").innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
+}
+
+// The fields of one uninspected span in the same panel (the coil and live pages).
+function showSpan(u) {
+  const img = $("crop");
+  img.removeAttribute("src"); img.style.display = "none";
+  $("crop-note").textContent = "uninspected: no image of this length was inspected";
+  const rows = [["uninspected", `${esc(u.surface)} · ${esc(u.camera_id)}`], ["along", `${fmt(u.start_m, 3)} – ${fmt(u.end_m, 3)} m`],
+    ["length", `${fmt(u.end_m - u.start_m, 3)} m`], ["reason", esc(u.reason)], ["detail", esc(u.detail ?? "—")], ["uid", esc(u.uid ?? "—")]];
   $("fields").innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
 }
 
