@@ -171,6 +171,17 @@ def test_cli_writes_json_and_markdown_with_dice(tiny_bundle, tmp_path, capsys):
     assert "frames/s needed" in capsys.readouterr().out
 
 
+def test_engines_choose_the_rows(tiny_bundle, tmp_path, capsys):
+    code = main(["benchmark", "--model", str(tiny_bundle), "--frames", "2", "--warmup", "0", "--size", "32", "128",
+                 "--threads", "1", "--probe-seconds", "0.02", "--engines", "onnx", "--json", str(tmp_path / "b.json")])
+    assert code == 0
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert {r["engine"] for r in rows} == {"torch-fp32", "onnx"}          # the baseline, then onnx only
+    assert [r["engine"] for r in rows if r["scope"] != "baseline"] == ["onnx"] * 3
+    assert main(["benchmark", "--model", str(tiny_bundle), "--engines", "onnx,tensorrt"]) == 2
+    assert "unknown engine tensorrt" in capsys.readouterr().err
+
+
 def test_a_failing_row_stops_the_run_with_its_name(tiny_bundle, tmp_path, capsys):
     """A broken engine is not skipped in silence: the run stops with one line naming the row."""
     import shutil

