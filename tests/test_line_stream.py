@@ -24,6 +24,8 @@ GOLDEN = json.loads((Path(__file__).parent / "data" / "line_stream_golden.json")
 def test_stream_path_writes_what_the_per_batch_path_wrote(kind, mode, batch):
     got = scenario.run(kind, batch, mode=mode)
     want = GOLDEN[kind]
+    spans = [r for r in got["records"] if r["kind"] == "uninspected"]
+    assert spans and all(r.pop("uid").startswith("span-") for r in spans)   # added after the reference
     assert got["problems"] == want["problems"]
     assert got["summary"] == want["summary"]
     assert want["summary"]["defects"] > 0 and len(want["problems"]) == 6

@@ -205,9 +205,15 @@ def test_openapi_says_what_is_accepted_and_what_can_come_back(client):
     spec = client.get("/openapi.json").json()
     assert {"/v1/inspect", "/v1/inspections", "/v1/inspections/{inspection_id}", "/healthz", "/metrics",
             "/v1/coils", "/v1/coils/{coil_id}", "/v1/coils/{coil_id}/defects", "/v1/coils/{coil_id}/density",
-            "/v1/defects/{defect_id}/crop.png", "/v1/line/current"} == set(spec["paths"])
+            "/v1/defects/{defect_id}/crop.png", "/v1/line/current", "/v1/live/events", "/v1/alarms",
+            "/v1/alarms/{alarm_id}", "/v1/alarms/{alarm_id}/ack", "/v1/coils/{coil_id}/grades",
+            "/v1/coils/{coil_id}/grade"} == set(spec["paths"])
     put = spec["paths"]["/v1/coils/{coil_id}"]["put"]
     assert {"200", "400", "401", "403", "422"} == set(put["responses"]) and put["security"] == [{"HTTPBearer": []}]
+    ack = spec["paths"]["/v1/alarms/{alarm_id}/ack"]["post"]
+    assert {"200", "401", "403", "404"} <= set(ack["responses"]) and ack["security"] == [{"HTTPBearer": []}]
+    grade = spec["paths"]["/v1/coils/{coil_id}/grade"]["post"]
+    assert {"201", "401", "403", "404", "409"} <= set(grade["responses"]) and grade["security"] == [{"HTTPBearer": []}]
     post = spec["paths"]["/v1/inspect"]["post"]
     assert {"200", "413", "415", "422", "503"} == set(post["responses"])
     for status in ("413", "415", "422", "503"):

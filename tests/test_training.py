@@ -90,8 +90,9 @@ def test_shipped_recipes_load(recipe):
     if recipe == "neu_seg.yaml":  # the recipe of models/neu-seg: the same settings as its manifest
         manifest = json.loads((REPO / "models" / "neu-seg" / "manifest.json").read_text())
         shipped = manifest["segmenter"]["config"]["train"]
-        differ = {k for k, v in cfg.to_dict().items() if shipped[k] != v}
+        differ = {k for k, v in cfg.to_dict().items() if k in shipped and shipped[k] != v}
         assert differ == {"epochs", "threads"}  # resumed to 12 epochs; trained with --threads 1
+        assert set(cfg.to_dict()) - set(shipped) == NEWER_SETTINGS
 
 
 @pytest.mark.parametrize("text, field", [("epoch: 3\n", "epoch"), ("lr: fast\n", "lr"),
@@ -137,6 +138,10 @@ OLD_RUN_TRAIN = {
     "device": "auto", "precision": "auto", "channels_last": True, "workers": 0, "threads": 1, "seed": 0}
 
 
+# TrainConfig fields added after models/neu-seg was trained (its manifest does not name them)
+NEWER_SETTINGS = {"decoder_channels", "monitor", "val_every"}
+
+
 def test_shipped_model_and_old_runs_still_load(seg_run, tmp_path):
     from steelscan.inference.thresholds import load_thresholds
     from steelscan.training.config import from_dict
@@ -144,9 +149,13 @@ def test_shipped_model_and_old_runs_still_load(seg_run, tmp_path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     saved = manifest["segmenter"]["config"]["train"]
     cfg = from_dict(saved, where=bundle / "manifest.json")
-    assert cfg.to_dict() == saved                             # read back exactly as written
+    written = cfg.to_dict()
+    assert {k: written[k] for k in saved} == saved            # read back exactly as written
+    assert {k: written[k] for k in NEWER_SETTINGS} == {       # settings added since: their defaults
+        "decoder_channels": [256, 128, 64, 32, 16], "monitor": "auto", "val_every": 1}
     assert (cfg.arch, cfg.backbone, cfg.epochs, cfg.crop) == ("smp_unet", "efficientnet_lite0", 12, None)
-    assert cfg.model_spec(3) == manifest["segmenter"]["config"]["model"]
+    # the model it was built as: smp's default decoder, now written out
+    assert cfg.model_spec(3) == {**manifest["segmenter"]["config"]["model"], "decoder_channels": [256, 128, 64, 32, 16]}
     t = load_thresholds(bundle / "thresholds.json", 3, manifest["class_names"])
     assert t.class_names == ["Inclusions", "Patches", "Scratches"]
     assert [(c.pixel_threshold, c.min_component, c.min_area) for c in t.classes] == [
