@@ -53,7 +53,8 @@ def write_curves(run_dir: Path, rows: list[dict[str, Any]], monitor: str, title:
     ax_score.set_xlabel("epoch")
     ax_score.set_ylabel("validation score")
     ax_score.set_ylim(0, 1.02)
-    ax_score.legend(fontsize=7)
+    if score_keys:   # none yet before the first validated epoch (val_every > 1)
+        ax_score.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(Path(run_dir) / "curves.png") as tmp:
