@@ -10,7 +10,8 @@ evaluate` from a shell):
    train (seed 1000) and tune (seed 2000) at a raised defect density, so that the rare classes
    are seen; test (seed 3000) at density 2 (the coil_geometry benchmark's density);
 2. the demo's architecture (steelscan.demo.DemoConfig: EfficientNet-Lite0 classifier from its
-   ImageNet weights at input scale 0.5, ResUNet base width 8 on 128x256 crops), fewer epochs;
+   ImageNet weights at input scale 0.5, a Unet on the EfficientNet-Lite0 encoder with a narrow decoder on
+   128x256 crops), fewer epochs;
 3. thresholds tuned on the tune line; Kaggle Dice and any-defect F1 on the test line;
 4. a PyTorch bundle (safetensors + JSON, no ONNX: `steelscan export` makes it from the runs)
    with its README written into --out.
@@ -149,7 +150,7 @@ def write_card(summary: dict, out: Path) -> None:
     text = f"""# synthetic-strip — the model `steelscan line --simulate` uses
 
 The demo's cascade trained on synthetic strip: an EfficientNet-Lite0 classifier (ImageNet start, the
-frame seen at input scale 0.5) gates a ResUNet segmenter (base width 8), 4 classes (pit clusters, thin
+frame seen at input scale 0.5) gates a Unet segmenter on the same encoder (narrow decoder), 4 classes (pit clusters, thin
 vertical marks, long scratches, large dark patches), trained on frames of the synth-coil generator at
 the size `steelscan line --simulate` makes (256x1600 px at 1 mm, a 1250 mm strip wandering in a 1600 mm
 camera field, dark margins, welds). So `steelscan line --simulate` and the README's coil walk-through run
@@ -183,8 +184,7 @@ makes it from the runs in `--work`).
 
 Time: {minutes(sec['total'])} in all (data {sec['synth train'] + sec['synth tune'] + sec['synth test']:.0f} s,
 training {minutes(sec['train'])}, tune {sec['tune']:.0f} s, held-out scores {sec['evaluate']:.0f} s) on this
-project's CPU machine (2 cores, torch {summary['torch']}), niced, while ~7 other jobs ran on it at higher
-priority: on an idle machine it is several times faster.
+project's CPU machine (2 cores, torch {summary['torch']}), as `make strip-model` runs it (niced).
 
 ## Held-out scores (the test line: {t['frames']} frames, never trained or tuned on)
 
