@@ -9,7 +9,7 @@ Each step calls the library (`steelscan.training.train`, `inference.tune.tune_on
 `runtime.build_inspector`, `export_bundle`, `run_benchmark`) and prints the `steelscan ...`
 command that does the same from a shell, so the demo is a recipe anyone can replay piece by piece.
 The demo fixes its own threads, worker processes and seeds. The defaults aim at 10 minutes on a
-2-core CPU (measured: 11 min on an AVX2 CPU without bf16, benchmarks/results/demo.md): synthetic
+2-core CPU (measured: 8.6 min on an idle AVX2 CPU without bf16, benchmarks/results/demo.md): synthetic
 frames at half the Severstal resolution (128x800, same aspect), one model family (EfficientNet-Lite0
 classifier at half resolution + a Unet on an EfficientNet-Lite0 encoder with a narrow decoder, both
 from ImageNet weights), few epochs, bf16 where the CPU has it.
@@ -92,11 +92,11 @@ class DemoConfig:
                 "lr": self.seg_lr, "val_every": self.seg_val_every, **common}
 
 
-# Seconds of each step at the defaults with 2 threads on a 2-core AVX2 CPU without bf16 (measured
-# 2026-12-02, `steelscan demo --threads 2 --seed 0`: benchmarks/results/demo.md); the printed estimates
+# Seconds of each step at the defaults with 2 threads on an idle 2-core AVX2 CPU without bf16 (measured
+# 2026-12-02, `steelscan demo --threads 2 --seed 1`: benchmarks/results/demo.md); the printed estimates
 # scale them by the work the config asks for. A CPU with avx512_bf16 trains about 3x faster.
-MEASURED_S = {"data": 10, "classifier": 200, "segmenter": 300, "tune": 33, "evaluate": 25,
-              "export": 8, "benchmark": 45}
+MEASURED_S = {"data": 9, "classifier": 160, "segmenter": 267, "tune": 30, "evaluate": 21,
+              "export": 6, "benchmark": 19}
 
 
 def estimate_s(cfg: DemoConfig, key: str) -> float:

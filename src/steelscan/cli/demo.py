@@ -1,6 +1,6 @@
 """`steelscan demo`: generate data, train, tune, evaluate, export and benchmark in one run folder.
 
-    steelscan demo                       # synthetic steel, runs/demo/ (~11 min on 2 idle cores)
+    steelscan demo                       # synthetic steel, runs/demo/ (~9 min on 2 idle cores)
     steelscan demo --threads 1 --seed 2  # the same recipe on one thread, another seed
     steelscan demo --data DIR --out runs/mine    # the same pipeline on your Kaggle-layout data
 
