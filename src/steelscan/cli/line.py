@@ -49,6 +49,8 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from .predict import add_stream_arguments
+
     p = subparsers.add_parser("line", help="inspect recorded coils: defects and coverage in coil coordinates",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -99,11 +101,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model")
     p.add_argument("--batch-size", type=int, metavar="N", help="frames per inspection batch (default: config)")
-    p.add_argument("--mode", choices=("throughput", "latency"), default="throughput",
-                   help="throughput: decoding (rendering, for --simulate), models and post-processing overlap, "
-                   "as in predict; latency: one frame at a time (default throughput)")
-    p.add_argument("--decode-workers", type=int, default=1, metavar="N",
-                   help="threads decoding frames ahead of the models in throughput mode (default 1)")
+    add_stream_arguments(p, "frames", "decoding (rendering, for --simulate), models and post-processing overlap, "
+                         "as in predict")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.set_defaults(func=run)

@@ -16,6 +16,15 @@ import sys
 from ..defaults import BATCH_SIZE, TILE
 
 
+def add_stream_arguments(p: argparse.ArgumentParser, items: str, throughput: str) -> None:
+    """--mode and --decode-workers of the inference stream (`inference.stream.inspect_stream`), for
+    predict and the line runner; `throughput` says what that mode overlaps for this command."""
+    p.add_argument("--mode", choices=("throughput", "latency"), default="throughput",
+                   help=f"throughput: {throughput}; latency: one {items[:-1]} at a time (default throughput)")
+    p.add_argument("--decode-workers", type=int, default=1, metavar="N",
+                   help=f"threads decoding {items} ahead of the models in throughput mode (default 1)")
+
+
 def add_model_arguments(p: argparse.ArgumentParser, *, require_images: bool = True) -> None:
     """Flags shared by predict and evaluate (which can run predict itself)."""
     g = p.add_argument_group("models")
@@ -49,11 +58,7 @@ def register(subparsers) -> None:
     p.add_argument("--images", nargs="+", required=True, metavar="DIR_OR_FILE",
                    help="image files and/or folders of images")
     p.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder")
-    p.add_argument("--mode", choices=("throughput", "latency"), default="throughput",
-                   help="throughput: decode, models and post-processing overlap, frames batched (many frames); "
-                        "latency: one image at a time, batch 1 (default throughput)")
-    p.add_argument("--decode-workers", type=int, default=1, metavar="N",
-                   help="threads decoding images ahead of the models in throughput mode (default 1)")
+    add_stream_arguments(p, "images", "decode, models and post-processing overlap, frames batched (many frames)")
     add_model_arguments(p)
     p.set_defaults(func=run, batch_size=None)  # by mode: STREAM_BATCH_SIZE (throughput), 1 (latency)
 
